@@ -1,0 +1,17 @@
+//! The `dropzero` binary: parse the command line, run, pick the exit code. Everything else
+//! lives in the library so tests can drive it.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = dropzero::cli::Cli::parse();
+    match dropzero::cli::main(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("dropzero: error: {err:#}");
+            ExitCode::from(dropzero::cli::EXIT_HARNESS_FAILED)
+        }
+    }
+}
