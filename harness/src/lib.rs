@@ -9,3 +9,6 @@
 //!   the reference runtime and the mock LLM from the same executable).
 
 pub mod cli;
+pub mod fleet;
+pub mod load;
+pub mod measure;
