@@ -6,8 +6,10 @@
 //! lock; shards are merged once, at the end.
 
 pub mod prom;
+pub mod recorder;
 pub mod timeline;
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
@@ -94,6 +96,10 @@ impl Counters {
 pub struct Collector {
     shards: Vec<Mutex<Histograms>>,
     pub counters: Counters,
+    pub drop_reasons: Mutex<BTreeMap<String, u64>>,
+    pub interruption_reasons: Mutex<BTreeMap<String, u64>>,
+    /// One small entry per started session, for token accounting against the ledger.
+    pub session_tokens: Mutex<Vec<recorder::SessionTokens>>,
 }
 
 impl Default for Collector {
@@ -101,6 +107,9 @@ impl Default for Collector {
         Collector {
             shards: (0..SHARDS).map(|_| Mutex::new(Histograms::new())).collect(),
             counters: Counters::default(),
+            drop_reasons: Mutex::default(),
+            interruption_reasons: Mutex::default(),
+            session_tokens: Mutex::default(),
         }
     }
 }
