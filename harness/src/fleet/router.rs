@@ -1,1 +1,0 @@
-//! Placeholder: the ALB-like router lands from its own branch.
