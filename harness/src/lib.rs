@@ -7,5 +7,7 @@
 //! # Layout
 //! - [`cli`]: the command line and its dispatch (also `runtime` and `mock-llm`, which serve
 //!   the reference runtime and the mock LLM from the same executable).
+//! - [`fleet`]: the local fleet; [`fleet::router`] is the ALB-like reverse proxy.
 
 pub mod cli;
+pub mod fleet;
