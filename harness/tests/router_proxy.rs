@@ -1,0 +1,520 @@
+//! End-to-end tests of the local router: real sockets on port 0, small axum backends, a
+//! reqwest client. Streams are driven by the test through channels, so "the client got
+//! event 1 before the backend sent event 2" is proven by order, not by timing. Every wait is
+//! bounded by [`within`], so a regression fails in seconds instead of hanging CI.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use bytes::Bytes;
+use dropzero::fleet::router::{
+    self, Algorithm, DeregisterOutcome, FaultEffect, NetworkFault, Router, RouterConfig,
+    TargetState,
+};
+use futures::channel::mpsc as fmpsc;
+use futures::{Stream, StreamExt};
+use tokio::net::TcpListener;
+use tokio::sync::{Mutex, mpsc};
+use tokio_util::sync::CancellationToken;
+
+/// The sending half of one open response stream on a backend.
+type StreamTx = fmpsc::UnboundedSender<Result<Bytes, Infallible>>;
+
+#[derive(Clone)]
+struct BackendState {
+    name: &'static str,
+    ready: Arc<AtomicBool>,
+    readyz_hits: Arc<AtomicUsize>,
+    opened: mpsc::UnboundedSender<StreamTx>,
+}
+
+/// A tiny replica: `/readyz` (switchable), `/whoami`, `/stream` (fed by the test) and
+/// `/echo` (method, path, query and body back).
+struct Backend {
+    name: &'static str,
+    addr: SocketAddr,
+    ready: Arc<AtomicBool>,
+    readyz_hits: Arc<AtomicUsize>,
+    opened: Mutex<mpsc::UnboundedReceiver<StreamTx>>,
+}
+
+impl Backend {
+    async fn start(name: &'static str, stop: &CancellationToken) -> Backend {
+        let (opened_tx, opened_rx) = mpsc::unbounded_channel();
+        let state = BackendState {
+            name,
+            ready: Arc::new(AtomicBool::new(true)),
+            readyz_hits: Arc::new(AtomicUsize::new(0)),
+            opened: opened_tx,
+        };
+        let app = axum::Router::new()
+            .route("/readyz", get(readyz))
+            .route(
+                "/whoami",
+                get(|State(s): State<BackendState>| async move { s.name }),
+            )
+            .route("/stream", get(stream))
+            .route("/echo", any(echo))
+            .with_state(state.clone());
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind backend");
+        let addr = listener.local_addr().expect("backend addr");
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+        });
+        Backend {
+            name,
+            addr,
+            ready: state.ready,
+            readyz_hits: state.readyz_hits,
+            opened: Mutex::new(opened_rx),
+        }
+    }
+}
+
+async fn readyz(State(s): State<BackendState>) -> StatusCode {
+    s.readyz_hits.fetch_add(1, Ordering::SeqCst);
+    if s.ready.load(Ordering::SeqCst) {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    }
+}
+
+async fn stream(State(s): State<BackendState>) -> Response {
+    let (tx, rx) = fmpsc::unbounded();
+    let _ = s.opened.send(tx);
+    (
+        [("content-type", "text/event-stream")],
+        Body::from_stream(rx),
+    )
+        .into_response()
+}
+
+async fn echo(req: Request) -> String {
+    let head = format!("{} {}", req.method(), req.uri());
+    let body = axum::body::to_bytes(req.into_body(), 1 << 20)
+        .await
+        .unwrap_or_default();
+    format!("{head} {}", String::from_utf8_lossy(&body))
+}
+
+fn send(tx: &StreamTx, text: &'static str) {
+    tx.unbounded_send(Ok(Bytes::from_static(text.as_bytes())))
+        .expect("stream still open");
+}
+
+/// Bounds every wait in these tests.
+async fn within<T>(fut: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(5), fut)
+        .await
+        .expect("timed out after 5 s")
+}
+
+fn config() -> RouterConfig {
+    RouterConfig {
+        algorithm: Algorithm::RoundRobin,
+        health_check_interval: Duration::from_millis(20),
+        healthy_threshold: 2,
+        unhealthy_threshold: 2,
+        health_check_timeout: Duration::from_millis(500),
+        idle_timeout: Duration::from_secs(5),
+        deregistration_delay: Duration::from_secs(5),
+    }
+}
+
+struct Fleet {
+    router: Router,
+    backends: Vec<Backend>,
+    client: reqwest::Client,
+    shutdown: CancellationToken,
+}
+
+impl Fleet {
+    /// A router with `names` registered and healthy.
+    async fn start(cfg: RouterConfig, names: &[&'static str]) -> Fleet {
+        let shutdown = CancellationToken::new();
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind router");
+        let router = router::start(listener, cfg, shutdown.clone()).await;
+        let mut backends = Vec::new();
+        for &name in names {
+            let backend = Backend::start(name, &shutdown).await;
+            router.register(name, backend.addr);
+            within(router.wait_for_state(name, TargetState::Healthy)).await;
+            backends.push(backend);
+        }
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client");
+        Fleet {
+            router,
+            backends,
+            client,
+            shutdown,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.router.addr())
+    }
+
+    async fn get_text(&self, path: &str) -> (StatusCode, String) {
+        let response = within(self.client.get(self.url(path)).send())
+            .await
+            .expect("request");
+        let status = response.status();
+        (status, within(response.text()).await.expect("body"))
+    }
+
+    /// Opens `/stream` through the router and returns the client's body stream together with
+    /// the backend's sending half.
+    async fn open_stream(&self) -> (ClientStream, &'static str, StreamTx) {
+        let response = within(self.client.get(self.url("/stream")).send())
+            .await
+            .expect("stream request");
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        let (name, tx) = within(async {
+            loop {
+                for b in &self.backends {
+                    if let Ok(tx) = b.opened.lock().await.try_recv() {
+                        return (b.name, tx);
+                    }
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
+        (Box::pin(response.bytes_stream()), name, tx)
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+type ClientStream = std::pin::Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+
+async fn next_text(s: &mut ClientStream) -> String {
+    let chunk = within(s.next()).await.expect("stream open").expect("chunk");
+    String::from_utf8(chunk.to_vec()).expect("utf-8")
+}
+
+/// Asserts that the client stream is cut (an error), not ended cleanly.
+async fn assert_aborted(s: &mut ClientStream) {
+    loop {
+        match within(s.next()).await {
+            Some(Ok(_)) => continue,
+            Some(Err(_)) => return,
+            None => panic!("stream ended cleanly; expected an abort"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn round_robin_alternates_between_healthy_backends_and_forwards_requests() {
+    let fleet = Fleet::start(config(), &["a", "b"]).await;
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let (status, body) = fleet.get_text("/whoami").await;
+        assert_eq!(status, StatusCode::OK);
+        seen.push(body);
+    }
+    assert_eq!(seen, ["a", "b", "a", "b"]);
+
+    let response = within(
+        fleet
+            .client
+            .post(fleet.url("/echo?x=1"))
+            .body("hello")
+            .send(),
+    )
+    .await
+    .expect("post");
+    assert_eq!(
+        within(response.text()).await.expect("body"),
+        "POST /echo?x=1 hello"
+    );
+    let total: u64 = fleet
+        .router
+        .snapshot()
+        .iter()
+        .map(|t| t.total_requests)
+        .sum();
+    assert_eq!(total, 5);
+}
+
+#[tokio::test]
+async fn least_outstanding_sends_new_streams_to_the_backend_with_fewer_open() {
+    let cfg = RouterConfig {
+        algorithm: Algorithm::LeastOutstanding,
+        ..config()
+    };
+    let mut fleet = Fleet::start(cfg, &["a"]).await;
+    let (_s1, on1, _t1) = fleet.open_stream().await;
+    let (_s2, on2, _t2) = fleet.open_stream().await;
+    assert_eq!((on1, on2), ("a", "a"));
+
+    // A scale-out: the newcomer takes the next streams until it has as many as "a".
+    let b = Backend::start("b", &fleet.shutdown).await;
+    fleet.router.register("b", b.addr);
+    within(fleet.router.wait_for_state("b", TargetState::Healthy)).await;
+    fleet.backends.push(b);
+    let (_s3, on3, _t3) = fleet.open_stream().await;
+    let (_s4, on4, _t4) = fleet.open_stream().await;
+    assert_eq!((on3, on4), ("b", "b"));
+
+    let snapshot = fleet.router.snapshot();
+    assert!(
+        snapshot
+            .iter()
+            .all(|t| t.open_streams == 2 && t.in_flight == 2)
+    );
+}
+
+#[tokio::test]
+async fn unready_backend_leaves_rotation_after_threshold_and_returns_after_recovery() {
+    let fleet = Fleet::start(config(), &["a", "b"]).await;
+    let a = &fleet.backends[0];
+
+    a.ready.store(false, Ordering::SeqCst);
+    let hits_at_flip = a.readyz_hits.load(Ordering::SeqCst);
+    within(fleet.router.wait_for_state("a", TargetState::Unhealthy)).await;
+    let failing_checks = a.readyz_hits.load(Ordering::SeqCst) - hits_at_flip;
+    assert!(
+        failing_checks >= 2,
+        "unhealthy after {failing_checks} checks"
+    );
+    for _ in 0..4 {
+        assert_eq!(fleet.get_text("/whoami").await.1, "b");
+    }
+
+    a.ready.store(true, Ordering::SeqCst);
+    within(fleet.router.wait_for_state("a", TargetState::Healthy)).await;
+    let mut seen: Vec<String> = Vec::new();
+    for _ in 0..2 {
+        seen.push(fleet.get_text("/whoami").await.1);
+    }
+    seen.sort();
+    assert_eq!(seen, ["a", "b"]);
+}
+
+#[tokio::test]
+async fn sse_flows_through_chunk_by_chunk() {
+    let fleet = Fleet::start(config(), &["a"]).await;
+    let (mut client, _, backend) = fleet.open_stream().await;
+
+    send(
+        &backend,
+        "id: 1\nevent: token\ndata: {\"text\":\" one\"}\n\n",
+    );
+    // Event 2 is only sent once the client holds event 1: a buffering proxy hangs here.
+    assert!(next_text(&mut client).await.starts_with("id: 1\n"));
+    assert_eq!(fleet.router.snapshot()[0].open_streams, 1);
+    send(
+        &backend,
+        "id: 2\nevent: token\ndata: {\"text\":\" two\"}\n\n",
+    );
+    assert!(next_text(&mut client).await.starts_with("id: 2\n"));
+
+    drop(backend);
+    assert!(within(client.next()).await.is_none(), "clean end of stream");
+}
+
+#[tokio::test]
+async fn deregister_ends_early_when_the_last_stream_closes() {
+    let fleet = Fleet::start(config(), &["a"]).await;
+    let (mut client, _, backend) = fleet.open_stream().await;
+
+    let router = fleet.router.clone();
+    let drain = tokio::spawn(async move { router.deregister("a").await });
+    within(fleet.router.wait_for_state("a", TargetState::Draining)).await;
+    let (status, _) = fleet.get_text("/whoami").await;
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "no new requests while draining"
+    );
+
+    // The open stream keeps flowing while its target drains.
+    send(&backend, "id: 1\n\n");
+    assert_eq!(next_text(&mut client).await, "id: 1\n\n");
+    assert!(!drain.is_finished());
+    drop(backend);
+    assert!(within(client.next()).await.is_none());
+
+    match within(drain).await.expect("drain task") {
+        DeregisterOutcome::Drained { waited } => assert!(waited < Duration::from_secs(5)),
+        other => panic!("expected Drained, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn deregister_returns_after_the_delay_without_cutting_an_open_stream() {
+    let cfg = RouterConfig {
+        deregistration_delay: Duration::from_millis(100),
+        ..config()
+    };
+    let fleet = Fleet::start(cfg, &["a"]).await;
+    let (mut client, _, backend) = fleet.open_stream().await;
+
+    match within(fleet.router.deregister("a")).await {
+        DeregisterOutcome::DelayExpired {
+            waited,
+            open_streams,
+            in_flight,
+        } => {
+            assert!(waited >= Duration::from_millis(100));
+            assert_eq!((open_streams, in_flight), (1, 1));
+        }
+        other => panic!("expected DelayExpired, got {other:?}"),
+    }
+    send(&backend, "id: 1\n\n");
+    assert_eq!(next_text(&mut client).await, "id: 1\n\n");
+    assert_eq!(
+        within(fleet.router.deregister("nope")).await,
+        DeregisterOutcome::UnknownTarget
+    );
+}
+
+#[tokio::test]
+async fn no_healthy_targets_is_a_503_json_error() {
+    let fleet = Fleet::start(config(), &[]).await;
+    let (status, body) = fleet.get_text("/v1/sessions").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let json: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(json["error"]["type"], "no_healthy_targets");
+
+    // Registered but never ready is no better.
+    let b = Backend::start("b", &fleet.shutdown).await;
+    b.ready.store(false, Ordering::SeqCst);
+    fleet.router.register("b", b.addr);
+    within(fleet.router.wait_for_state("b", TargetState::Unhealthy)).await;
+    assert_eq!(fleet.get_text("/").await.0, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test]
+async fn unreachable_target_is_a_502_json_error() {
+    // One check makes the backend healthy, and the next is a minute away, so the router
+    // still routes to it after it is gone.
+    let cfg = RouterConfig {
+        healthy_threshold: 1,
+        health_check_interval: Duration::from_secs(60),
+        ..config()
+    };
+    let fleet = Fleet::start(cfg, &[]).await;
+    let stop = CancellationToken::new();
+    let gone = Backend::start("gone", &stop).await;
+    fleet.router.register("gone", gone.addr);
+    within(fleet.router.wait_for_state("gone", TargetState::Healthy)).await;
+    stop.cancel();
+    // Wait until the port refuses connections (the backend's listener is dropped).
+    within(async {
+        while tokio::net::TcpStream::connect(gone.addr).await.is_ok() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+
+    let (status, body) = fleet.get_text("/whoami").await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    let json: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let kind = json["error"]["type"].as_str().unwrap_or_default();
+    assert!(
+        ["target_connect_failed", "bad_gateway"].contains(&kind),
+        "{kind}"
+    );
+}
+
+#[tokio::test]
+async fn idle_timeout_closes_a_silent_stream_but_not_one_with_keepalives() {
+    let cfg = RouterConfig {
+        idle_timeout: Duration::from_millis(150),
+        ..config()
+    };
+    let fleet = Fleet::start(cfg, &["a"]).await;
+
+    let (mut silent, _, silent_tx) = fleet.open_stream().await;
+    send(&silent_tx, "id: 1\n\n");
+    assert_eq!(next_text(&mut silent).await, "id: 1\n\n");
+    assert_aborted(&mut silent).await;
+
+    let (mut chatty, _, chatty_tx) = fleet.open_stream().await;
+    let keepalives = tokio::spawn(async move {
+        // Four idle timeouts' worth of keepalives, then an event.
+        for _ in 0..12 {
+            send(&chatty_tx, ": keepalive\n\n");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        send(&chatty_tx, "id: 1\n\n");
+        chatty_tx
+    });
+    let mut received = String::new();
+    while !received.contains("id: 1") {
+        received.push_str(&next_text(&mut chatty).await);
+    }
+    assert_eq!(received.matches(": keepalive").count(), 12);
+    drop(within(keepalives).await);
+}
+
+#[tokio::test]
+async fn network_fault_reset_aborts_a_live_stream() {
+    let fleet = Fleet::start(config(), &["a"]).await;
+    let (mut client, _, backend) = fleet.open_stream().await;
+    send(&backend, "id: 1\n\n");
+    assert_eq!(next_text(&mut client).await, "id: 1\n\n");
+
+    fleet.router.set_network_fault(Some(NetworkFault {
+        fraction: 1.0,
+        seed: 1,
+        effect: FaultEffect::Reset,
+    }));
+    assert_aborted(&mut client).await;
+    // The aborted stream was counted out: the drain ends at once.
+    let drained = within(fleet.router.deregister("a")).await;
+    assert!(
+        matches!(drained, DeregisterOutcome::Drained { .. }),
+        "{drained:?}"
+    );
+}
+
+#[tokio::test]
+async fn network_fault_stall_holds_chunks_until_it_ends() {
+    let fleet = Fleet::start(config(), &["a"]).await;
+    let (mut client, _, backend) = fleet.open_stream().await;
+    let stall = Duration::from_millis(200);
+    fleet.router.set_network_fault(Some(NetworkFault {
+        fraction: 1.0,
+        seed: 1,
+        effect: FaultEffect::Stall { duration: stall },
+    }));
+    let started = tokio::time::Instant::now();
+    send(&backend, "id: 1\n\n");
+    assert_eq!(next_text(&mut client).await, "id: 1\n\n");
+    assert!(started.elapsed() >= stall - Duration::from_millis(20));
+}
+
+#[tokio::test]
+async fn shutdown_ends_live_streams_and_stops_the_router() {
+    let fleet = Fleet::start(config(), &["a"]).await;
+    let (mut client, _, _backend) = fleet.open_stream().await;
+    fleet.shutdown.cancel();
+    assert_aborted(&mut client).await;
+    within(fleet.router.stopped()).await;
+}
