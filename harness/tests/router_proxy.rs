@@ -37,8 +37,8 @@ struct BackendState {
     opened: mpsc::UnboundedSender<StreamTx>,
 }
 
-/// A tiny replica: `/readyz` (switchable), `/whoami`, `/stream` (fed by the test) and
-/// `/echo` (method, path, query and body back).
+/// A tiny replica: `/readyz` (switchable), `/whoami`, `/stream` (fed by the test),
+/// `/echo` (method, path, query and body back) and `/hang` (never answers).
 struct Backend {
     name: &'static str,
     addr: SocketAddr,
@@ -64,6 +64,7 @@ impl Backend {
             )
             .route("/stream", get(stream))
             .route("/echo", any(echo))
+            .route("/hang", get(std::future::pending::<()>))
             .with_state(state.clone());
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
@@ -443,12 +444,13 @@ async fn unreachable_target_is_a_502_json_error() {
 }
 
 #[tokio::test]
-async fn idle_timeout_closes_a_silent_stream_but_not_one_with_keepalives() {
+async fn idle_timeout_closes_silent_streams_but_not_ones_with_keepalives() {
     let cfg = RouterConfig {
-        idle_timeout: Duration::from_millis(150),
+        idle_timeout: Duration::from_millis(300),
         ..config()
     };
     let fleet = Fleet::start(cfg, &["a"]).await;
+    assert_eq!(fleet.get_text("/hang").await.0, StatusCode::GATEWAY_TIMEOUT);
 
     let (mut silent, _, silent_tx) = fleet.open_stream().await;
     send(&silent_tx, "id: 1\n\n");
@@ -457,7 +459,7 @@ async fn idle_timeout_closes_a_silent_stream_but_not_one_with_keepalives() {
 
     let (mut chatty, _, chatty_tx) = fleet.open_stream().await;
     let keepalives = tokio::spawn(async move {
-        // Four idle timeouts' worth of keepalives, then an event.
+        // Keepalives for longer than the idle timeout, then an event.
         for _ in 0..12 {
             send(&chatty_tx, ": keepalive\n\n");
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -508,6 +510,26 @@ async fn network_fault_stall_holds_chunks_until_it_ends() {
     send(&backend, "id: 1\n\n");
     assert_eq!(next_text(&mut client).await, "id: 1\n\n");
     assert!(started.elapsed() >= stall - Duration::from_millis(20));
+}
+
+#[tokio::test]
+async fn network_fault_latency_delays_each_chunk_until_cleared() {
+    let fleet = Fleet::start(config(), &["a"]).await;
+    let (mut client, _, backend) = fleet.open_stream().await;
+    let per_chunk = Duration::from_millis(100);
+    fleet.router.set_network_fault(Some(NetworkFault {
+        fraction: 1.0,
+        seed: 1,
+        effect: FaultEffect::Latency { per_chunk },
+    }));
+    let started = tokio::time::Instant::now();
+    send(&backend, "id: 1\n\n");
+    assert_eq!(next_text(&mut client).await, "id: 1\n\n");
+    assert!(started.elapsed() >= per_chunk);
+
+    fleet.router.set_network_fault(None);
+    send(&backend, "id: 2\n\n");
+    assert_eq!(next_text(&mut client).await, "id: 2\n\n");
 }
 
 #[tokio::test]

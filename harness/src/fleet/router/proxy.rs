@@ -4,7 +4,8 @@
 //!
 //! Errors the router itself produces use the protocol's JSON error shape
 //! (`{"error": {"type", "message"}}`) with the statuses an ALB would give: 503 when no target
-//! is healthy, 502 when the target cannot be reached or fails before its response headers.
+//! is healthy, 502 when the target cannot be reached or fails before its response headers,
+//! 504 when it sends no response headers within the idle timeout.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -51,6 +52,11 @@ pub(crate) enum ProxyError {
         #[source]
         source: reqwest::Error,
     },
+    #[error("target {target} sent no response headers within {idle:?} (idle timeout)")]
+    Timeout {
+        target: String,
+        idle: std::time::Duration,
+    },
     #[error("router shutting down")]
     ShuttingDown,
 }
@@ -61,11 +67,12 @@ impl IntoResponse for ProxyError {
             Self::NoHealthyTargets => (StatusCode::SERVICE_UNAVAILABLE, "no_healthy_targets"),
             Self::Connect { .. } => (StatusCode::BAD_GATEWAY, "target_connect_failed"),
             Self::Upstream { .. } => (StatusCode::BAD_GATEWAY, "bad_gateway"),
+            Self::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "target_timeout"),
             Self::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "router_shutting_down"),
         };
         // The cause chain goes to the log inside the request span; the client gets the
         // top-level message only.
-        if status == StatusCode::BAD_GATEWAY {
+        if status != StatusCode::SERVICE_UNAVAILABLE {
             tracing::warn!(error = ?self, "answering {status}");
         }
         let body = serde_json::json!({"error": {"type": kind, "message": self.to_string()}});
@@ -117,6 +124,10 @@ async fn forward(
         headers.insert(HeaderName::from_static("x-forwarded-host"), host);
     }
     append_forwarded_for(&mut headers, peer);
+    headers.insert(
+        HeaderName::from_static("x-forwarded-proto"),
+        HeaderValue::from_static("http"),
+    );
 
     let mut upstream = shared
         .client
@@ -128,8 +139,14 @@ async fn forward(
         upstream = upstream.body(reqwest::Body::wrap_stream(body.into_data_stream()));
     }
 
+    // Silence before the response headers counts against the idle timeout too; an ALB
+    // answers 504 then.
     let response = tokio::select! {
         _ = shared.shutdown.cancelled() => return Err(ProxyError::ShuttingDown),
+        _ = tokio::time::sleep(shared.idle_timeout) => {
+            let (target, idle) = (target.id.clone(), shared.idle_timeout);
+            return Err(ProxyError::Timeout { target, idle });
+        }
         r = upstream.send() => r.map_err(|source| {
             let target = target.id.clone();
             if source.is_connect() {
