@@ -257,7 +257,8 @@ impl Router {
         self.shared.registry.snapshot()
     }
 
-    /// Resolves once the target `id` is in `state` (at once if it already is).
+    /// Resolves once the target `id` is in `state` (at once if it already is). It waits for
+    /// as long as that takes, so callers bound it (a deploy's health-check grace period).
     pub async fn wait_for_state(&self, id: &str, state: TargetState) {
         let mut changes = self.shared.registry.subscribe_changes();
         loop {
