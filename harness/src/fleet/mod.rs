@@ -5,8 +5,9 @@
 //! Architecture invariant: nothing in this module reads session events; it starts, stops,
 //! routes and observes replicas.
 
-// pub mod local;
+pub mod local;
 pub mod process;
+pub mod url;
 pub mod router;
 
 use std::time::Duration;
