@@ -7,5 +7,7 @@
 //! # Layout
 //! - [`cli`]: the command line and its dispatch (also `runtime` and `mock-llm`, which serve
 //!   the reference runtime and the mock LLM from the same executable).
+//! - [`session`]: the session engine — run one session, verify it, classify its outcome.
 
 pub mod cli;
+pub mod session;
