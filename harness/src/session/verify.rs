@@ -88,12 +88,10 @@ impl Verifier {
 
     /// Check one event and fold it into the session's state.
     pub fn accept(&mut self, ev: &Event) -> Verdict {
-        let seq = match ev.has_id.then(|| ev.last_event_id.as_deref()).flatten() {
-            Some(id) => match id.parse::<u64>() {
-                Ok(seq) => seq,
-                Err(_) => return self.malformed(),
-            },
-            None => return self.malformed(),
+        // `last_event_id` persists across events (WHATWG), so only an event's own `id` counts.
+        let own_id = ev.last_event_id.as_deref().filter(|_| ev.has_id);
+        let Some(seq) = own_id.and_then(|id| id.parse::<u64>().ok()) else {
+            return self.malformed();
         };
         if seq <= self.last_seq {
             self.duplicated += 1;
