@@ -1,33 +1,34 @@
-//! The HTTP side of the session engine: create the session (retrying `503`/`429` and
-//! connection failures under the same `Idempotency-Key`), read its event stream, time out
-//! silent streams, resume with `Last-Event-ID` after a capped exponential backoff, and
-//! classify the end.
+//! The HTTP side of the session engine: create the session (see `create`), read its event
+//! stream, time out silent streams, resume with `Last-Event-ID` after a capped exponential
+//! backoff, and classify the end.
 //!
 //! It does not verify events itself (that is [`Verifier`]'s job) and keeps no samples: every
 //! latency goes to the [`Observer`] the moment it is measured.
+//!
+//! The server's `retry:` hint is deliberately ignored: the scenario's [`ResumePolicy`] decides
+//! how clients reconnect, so runs are comparable across targets.
+//!
+//! [`ResumePolicy`]: super::ResumePolicy
 
 use std::error::Error;
 use std::future::Future;
 use std::pin::pin;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use dropzero_sse::{Event, Item, Parser};
 use futures::StreamExt;
 use reqwest::{StatusCode, header};
-use serde::Deserialize;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use super::create::{Created, create};
 use super::outcome::{
-    DropReason, InterruptReason, Interruption, MAX_STORED_INTERRUPTIONS, NotStartedReason,
-    SessionClass, SessionOutcome, Timings, bounded_detail,
+    DropReason, InterruptReason, Interruption, MAX_STORED_INTERRUPTIONS, SessionClass,
+    SessionOutcome, Timings, bounded_detail,
 };
 use super::verify::{DoneStatus, EventKind, Verdict, Verifier};
-use super::{ClientConfig, Observer, ResumePolicy, SessionSpec};
-
-/// A create response larger than this is not the protocol's small JSON object.
-const MAX_CREATE_BODY: usize = 64 * 1024;
+use super::{ClientConfig, Observer, SessionSpec};
 
 /// Run one session end to end; see the module docs of [`crate::session`].
 ///
@@ -67,19 +68,19 @@ pub async fn run_session(
 }
 
 /// Why the engine stopped waiting for the network.
-enum Stop {
+pub(super) enum Stop {
     Cancelled,
     Deadline,
 }
 
 /// Races every wait against the harness's cancellation and the session's deadline.
-struct Guard<'a> {
+pub(super) struct Guard<'a> {
     cancel: &'a CancellationToken,
     deadline: tokio::time::Instant,
 }
 
 impl Guard<'_> {
-    async fn run<F: Future>(&self, fut: F) -> Result<F::Output, Stop> {
+    pub(super) async fn run<F: Future>(&self, fut: F) -> Result<F::Output, Stop> {
         tokio::select! {
             biased;
             _ = self.cancel.cancelled() => Err(Stop::Cancelled),
@@ -87,14 +88,6 @@ impl Guard<'_> {
             out = fut => Ok(out),
         }
     }
-}
-
-/// The `201`/`200` body of `POST /v1/sessions`.
-#[derive(Deserialize)]
-struct Created {
-    session_id: String,
-    events_url: Option<String>,
-    resume_token: String,
 }
 
 /// How one stream attempt ended.
@@ -127,7 +120,7 @@ impl<O: Observer> Session<'_, O> {
         if let Some(intended) = self.spec.intended_start {
             self.timings.start_lag = self.sent.saturating_duration_since(intended);
         }
-        let created = match self.create().await {
+        let created = match create(self.client, self.spec, self.cfg, &self.guard).await {
             Ok(created) => created,
             Err(class) => return self.finish(None, class),
         };
@@ -158,84 +151,12 @@ impl<O: Observer> Session<'_, O> {
             if failures > policy.max_retries {
                 break SessionClass::Dropped(DropReason::RetriesExhausted);
             }
-            let wait = backoff(&policy, failures - 1);
+            let wait = policy.backoff(failures - 1);
             if let Err(stop) = self.guard.run(tokio::time::sleep(wait)).await {
                 break stop_class(stop);
             }
         };
         self.finish(Some(created.session_id), class)
-    }
-
-    /// `POST /v1/sessions`, retried on `503`/`429` and connection failures.
-    async fn create(&mut self) -> Result<Created, SessionClass> {
-        let (spec, cfg) = (self.spec, self.cfg);
-        let url = format!("{}/v1/sessions", base_url(spec));
-        let mut body = serde_json::json!({ "query": spec.query });
-        if let Some(budget) = &spec.budget {
-            body["budget"] = budget.clone();
-        }
-        let not_started = |stop| match stop {
-            Stop::Cancelled => SessionClass::CancelledByHarness,
-            Stop::Deadline => SessionClass::NotStarted(NotStartedReason::Deadline),
-        };
-        let mut attempt = 0u32;
-        loop {
-            let mut req = self
-                .client
-                .post(&url)
-                .header("Idempotency-Key", &spec.idempotency_key)
-                .json(&body);
-            if let Some(key) = &spec.api_key {
-                req = req.header("x-api-key", key);
-            }
-            let sent = timeout(cfg.connect_timeout, req.send());
-            let wait = match self.guard.run(sent).await.map_err(not_started)? {
-                Ok(Ok(resp)) if resp.status().is_success() => {
-                    let read = timeout(cfg.connect_timeout, read_capped(resp, MAX_CREATE_BODY));
-                    let body = match self.guard.run(read).await.map_err(not_started)? {
-                        Ok(Ok(body)) => body,
-                        Ok(Err(detail)) => return Err(invalid(detail)),
-                        Err(_) => return Err(invalid("body timed out".into())),
-                    };
-                    return serde_json::from_slice(&body).map_err(|e| invalid(bounded_detail(e)));
-                }
-                Ok(Ok(resp))
-                    if matches!(
-                        resp.status(),
-                        StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS
-                    ) =>
-                {
-                    debug!(status = resp.status().as_u16(), attempt, "create refused");
-                    retry_after(&resp)
-                        .map(|d| d.min(cfg.create_retry_after_max))
-                        .unwrap_or_else(|| backoff(&cfg.resume, attempt))
-                }
-                Ok(Ok(resp)) => {
-                    let status = resp.status().as_u16();
-                    warn!(status, "create failed");
-                    return Err(SessionClass::NotStarted(NotStartedReason::HttpStatus(
-                        status,
-                    )));
-                }
-                Ok(Err(e)) => {
-                    debug!(error = %describe(&e), attempt, "create failed to connect");
-                    backoff(&cfg.resume, attempt)
-                }
-                Err(_) => {
-                    debug!(attempt, "create timed out");
-                    backoff(&cfg.resume, attempt)
-                }
-            };
-            if attempt >= cfg.create_retries {
-                warn!(attempts = attempt + 1, "create retries exhausted");
-                return Err(SessionClass::NotStarted(NotStartedReason::RetriesExhausted));
-            }
-            attempt += 1;
-            self.guard
-                .run(tokio::time::sleep(wait))
-                .await
-                .map_err(not_started)?;
-        }
     }
 
     /// One `GET …/events` attempt, read until `done`, an interruption, or a stop.
@@ -409,10 +330,6 @@ fn interrupted(reason: InterruptReason) -> StreamEnd {
     StreamEnd::Interrupted(reason)
 }
 
-fn invalid(detail: String) -> SessionClass {
-    SessionClass::NotStarted(NotStartedReason::InvalidResponse(detail))
-}
-
 fn stop_class(stop: Stop) -> SessionClass {
     match stop {
         Stop::Cancelled => SessionClass::CancelledByHarness,
@@ -420,46 +337,12 @@ fn stop_class(stop: Stop) -> SessionClass {
     }
 }
 
-fn base_url(spec: &SessionSpec) -> &str {
+pub(super) fn base_url(spec: &SessionSpec) -> &str {
     spec.base_url.trim_end_matches('/')
 }
 
-/// Capped exponential backoff for the `n`-th retry (0-based), with part of it randomised.
-fn backoff(policy: &ResumePolicy, n: u32) -> Duration {
-    let factor = 1u32.checked_shl(n.min(31)).unwrap_or(u32::MAX);
-    let capped = policy
-        .backoff_initial
-        .saturating_mul(factor)
-        .min(policy.backoff_max);
-    let jitter = policy.jitter.clamp(0.0, 1.0);
-    if jitter == 0.0 {
-        return capped;
-    }
-    capped.mul_f64(1.0 - jitter * rand::random::<f64>())
-}
-
-/// `Retry-After` in delta-seconds; the HTTP-date form is not used by protocol v1.
-fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
-    let value = resp.headers().get(header::RETRY_AFTER)?.to_str().ok()?;
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
-}
-
-/// Read a whole (small) body, refusing one larger than `cap`.
-async fn read_capped(resp: reqwest::Response, cap: usize) -> Result<Vec<u8>, String> {
-    let mut body = pin!(resp.bytes_stream());
-    let mut out = Vec::new();
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| describe(&e))?;
-        if out.len() + chunk.len() > cap {
-            return Err(format!("body larger than {cap} bytes"));
-        }
-        out.extend_from_slice(&chunk);
-    }
-    Ok(out)
-}
-
 /// An error and its sources on one bounded line (reqwest's own message hides the cause).
-fn describe(e: &(dyn Error + 'static)) -> String {
+pub(super) fn describe(e: &(dyn Error + 'static)) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
@@ -468,28 +351,4 @@ fn describe(e: &(dyn Error + 'static)) -> String {
         source = s.source();
     }
     bounded_detail(text)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_is_exponential_capped_and_jittered_downwards() {
-        let mut p = ResumePolicy {
-            max_retries: 5,
-            backoff_initial: Duration::from_millis(10),
-            backoff_max: Duration::from_millis(70),
-            jitter: 0.0,
-        };
-        let got: Vec<u64> = (0..6).map(|n| backoff(&p, n).as_millis() as u64).collect();
-        assert_eq!(got, [10, 20, 40, 70, 70, 70]);
-        assert_eq!(backoff(&p, u32::MAX), Duration::from_millis(70));
-        p.jitter = 0.5;
-        for n in 0..50 {
-            let d = backoff(&p, n % 4);
-            let full = Duration::from_millis(10 << (n % 4)).min(p.backoff_max);
-            assert!(d <= full && d >= full / 2, "{d:?} vs {full:?}");
-        }
-    }
 }

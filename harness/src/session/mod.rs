@@ -8,8 +8,8 @@
 //! a list of samples.
 //!
 //! # Layout
-//! - `client`: the HTTP side — create with retries, stream, idle timeout, resume with
-//!   backoff, classification.
+//! - `client`: the HTTP side — stream, idle timeout, resume with backoff, classification.
+//! - `create`: `POST /v1/sessions` with bounded retries under one idempotency key.
 //! - `verify`: the pure per-session verifier (contiguous seqs, duplicates, digest).
 //! - `outcome`: the outcome, its class and the reason vocabulary.
 //!
@@ -18,6 +18,7 @@
 //! stored interruptions and replica ids are capped.
 
 mod client;
+mod create;
 mod outcome;
 mod verify;
 
@@ -62,6 +63,23 @@ pub struct ResumePolicy {
     /// Fraction in `0.0..=1.0` of each delay that is randomised away (full jitter at 1.0),
     /// so a fleet of clients cut at once does not reconnect in lockstep.
     pub jitter: f64,
+}
+
+impl ResumePolicy {
+    /// The wait before the `n`-th retry (0-based): `backoff_initial × 2ⁿ`, capped at
+    /// `backoff_max`, then shortened by a random part of up to `jitter` of itself.
+    pub fn backoff(&self, n: u32) -> Duration {
+        let factor = 1u32.checked_shl(n.min(31)).unwrap_or(u32::MAX);
+        let capped = self
+            .backoff_initial
+            .saturating_mul(factor)
+            .min(self.backoff_max);
+        let jitter = self.jitter.clamp(0.0, 1.0);
+        if jitter == 0.0 {
+            return capped;
+        }
+        capped.mul_f64(1.0 - jitter * rand::random::<f64>())
+    }
 }
 
 impl Default for ResumePolicy {
@@ -130,3 +148,27 @@ pub trait Observer {
 pub struct NoopObserver;
 
 impl Observer for NoopObserver {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_exponential_capped_and_jittered_downwards() {
+        let mut p = ResumePolicy {
+            max_retries: 5,
+            backoff_initial: Duration::from_millis(10),
+            backoff_max: Duration::from_millis(70),
+            jitter: 0.0,
+        };
+        let got: Vec<u128> = (0..6).map(|n| p.backoff(n).as_millis()).collect();
+        assert_eq!(got, [10, 20, 40, 70, 70, 70]);
+        assert_eq!(p.backoff(u32::MAX), Duration::from_millis(70));
+        p.jitter = 0.5;
+        for n in 0..50 {
+            let d = p.backoff(n % 4);
+            let full = Duration::from_millis(10 << (n % 4)).min(p.backoff_max);
+            assert!(d <= full && d >= full / 2, "{d:?} vs {full:?}");
+        }
+    }
+}
