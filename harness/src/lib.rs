@@ -7,5 +7,7 @@
 //! # Layout
 //! - [`cli`]: the command line and its dispatch (also `runtime` and `mock-llm`, which serve
 //!   the reference runtime and the mock LLM from the same executable).
+//! - [`scenario`]: scenario files — parse, validate, resolve into a time-scaled plan.
 
 pub mod cli;
+pub mod scenario;
