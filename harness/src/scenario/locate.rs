@@ -126,18 +126,18 @@ impl<'a> Source<'a> {
         };
         // Serde's internally tagged enums buffer the table and lose every inner position;
         // re-read such a table as its variant alone to find the real culprit.
-        if let Some(tag_key) = tag_key_of(&path.to_string()) {
-            if let Some(refined) = refine(doc, &path, tag_key) {
-                match refined {
-                    Refined::Inner(inner) => {
-                        span = inner.span().unwrap_or(span);
-                        message = inner.message().to_owned();
-                        path = path_at(doc, &span);
-                    }
-                    Refined::Tag(tag_span) => {
-                        span = tag_span;
-                        path.0.push(Seg::Key(tag_key.to_owned()));
-                    }
+        if let Some(tag_key) = tag_key_of(&path.to_string())
+            && let Some(refined) = refine(doc, &path, tag_key)
+        {
+            match refined {
+                Refined::Inner(inner) => {
+                    span = inner.span().unwrap_or(span);
+                    message = inner.message().to_owned();
+                    path = path_at(doc, &span);
+                }
+                Refined::Tag(tag_span) => {
+                    span = tag_span;
+                    path.0.push(Seg::Key(tag_key.to_owned()));
                 }
             }
         }

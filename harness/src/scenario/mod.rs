@@ -9,22 +9,26 @@
 //! # Layout
 //! - `file.rs`: serde structs mirroring the file (`deny_unknown_fields`, typed durations).
 //! - `overrides.rs`: `--seed`, `--time-scale`, `--set key=value`, applied before typing.
-//! - `resolve.rs`, `timeline.rs`: checks, defaults and time scaling into the plan.
+//! - `resolve.rs` (with `target.rs`, `mix.rs`, `timeline.rs`, `checks.rs`): checks,
+//!   defaults and time scaling into the plan.
 //! - `plan.rs`, `faults.rs`, `gates.rs`: the resolved plan — the only types callers use.
 //! - `defaults.rs`: every default, in one place.
 //! - `locate.rs`, `error.rs`: from spans and field paths to `file:line:column: field: …`.
 //!
 //! This module reads and checks; it runs nothing and touches no network.
 
+mod checks;
 mod defaults;
 mod error;
 mod faults;
 mod file;
 mod gates;
 mod locate;
+mod mix;
 mod overrides;
 mod plan;
 mod resolve;
+mod target;
 mod timeline;
 
 #[cfg(test)]

@@ -1,14 +1,15 @@
 //! Checks and resolves `[[faults]]` into the fault timeline: each fault inside the run,
 //! its parameters in range, and only on targets that can perform it (a `url` target is
-//! changed through `command` hooks; `oom` and `network` need the local fleet). Part of
-//! `resolve.rs`, split off to keep both files readable.
+//! changed through `command` hooks; `oom` and `network` need the local fleet). Called from
+//! `resolve.rs`.
 
 use std::time::Duration;
 
+use super::checks::{Checked, Scale, at_least, fraction, invalid, positive, show};
 use super::defaults as d;
 use super::file::{RawFault, RawKill, RawLlmFaults};
+use super::mix::llm_faults;
 use super::plan::*;
-use super::resolve::{Checked, Scale, at_least, fraction, invalid, llm_faults, positive, show};
 
 /// Resolves every fault, then sorts the timeline by `at` (stable: equal times keep file
 /// order). Errors name the fault by its index in the file.
