@@ -23,6 +23,8 @@ use super::plan::{Algorithm, Arrival, Journal, RuntimeMode, ScalingMetric, Signa
 pub struct Dur(pub Duration);
 
 const DURATION_EXPECTED: &str = "a duration like \"30s\" or \"5m\"";
+/// Longer than any scenario needs, and small enough that scaling and adding never overflow.
+const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -33,9 +35,15 @@ impl<'de> Deserialize<'de> for Dur {
                 f.write_str(DURATION_EXPECTED)
             }
             fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Dur, E> {
-                humantime::parse_duration(s.trim()).map(Dur).map_err(|_| {
+                let d = humantime::parse_duration(s.trim()).map_err(|_| {
                     E::custom(format_args!("expected {DURATION_EXPECTED}, found {s:?}"))
-                })
+                })?;
+                if d > MAX_DURATION {
+                    return Err(E::custom(format_args!(
+                        "must be at most 365 days, found {s:?}"
+                    )));
+                }
+                Ok(Dur(d))
             }
         }
         deserializer.deserialize_str(DurVisitor)

@@ -169,7 +169,12 @@ pub fn llm(raw: RawLlm, scale: Scale, wall_tokens_per_second: f64) -> Checked<Ll
             scale,
         )?,
         None => {
-            let median = Duration::from_secs_f64(1.0 / wall_tokens_per_second);
+            let Ok(median) = Duration::try_from_secs_f64(1.0 / wall_tokens_per_second) else {
+                return invalid(
+                    "sessions.tokens_per_second",
+                    "is too small to derive llm.itl from; set llm.itl",
+                );
+            };
             Percentiles {
                 median,
                 p99: median.mul_f64(d::ITL_P99_OVER_MEDIAN),

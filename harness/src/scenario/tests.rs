@@ -73,6 +73,21 @@ fn broken_files_name_line_field_and_what_is_allowed() {
             &BASE.replace("\"resilient\"", "\"resilliant\""),
             "x.toml:5:8: target.mode: unknown variant \"resilliant\", expected \"resilient\" or \"naive\"",
         ),
+        // Nested inside a tagged table: still the exact line and column.
+        (
+            &BASE.replace(
+                "kind = \"local\"",
+                "kind = \"local\"\nrouter = { algoritm = \"x\" }",
+            ),
+            "x.toml:5:12: target.router.algoritm: unknown field \"algoritm\", expected one of: \"algorithm\"",
+        ),
+        (
+            &BASE.replace(
+                "kind = \"local\"",
+                "kind = \"local\"\nrouter = { algorithm = \"random\" }",
+            ),
+            "x.toml:5:24: target.router.algorithm: unknown variant \"random\", expected \"round_robin\" or \"least_outstanding\"",
+        ),
         // Unknown tag value.
         (
             &BASE.replace("kind = \"local\"", "kind = \"k8s\""),
@@ -91,6 +106,10 @@ fn broken_files_name_line_field_and_what_is_allowed() {
         (
             &BASE.replace("hold = \"5m\"", "hold = 300"),
             "x.toml:8:45: load.stages[0].hold: invalid type: integer 300, expected a duration like \"30s\" or \"5m\"",
+        ),
+        (
+            &BASE.replace("\"10m\"", "\"1000years\""),
+            "x.toml:2:12: duration: must be at most 365 days",
         ),
         // p99 below the median.
         (
@@ -240,6 +259,18 @@ fn overrides_are_applied_and_errors_name_the_flag() {
         (
             &["target.replicas"],
             "--set target.replicas: expected key=value",
+        ),
+        (
+            &[r#"sessions.length={ median = "1m", p99 = "30s" }"#],
+            r#"x.toml: --set sessions.length={ median = "1m", p99 = "30s" }: sessions.length.p99: must be at least the median (1m), found 30s"#,
+        ),
+        (
+            &[r#"sessions.length={ median = "1m", p99 = "3x" }"#],
+            r#"sessions.length.p99: expected a duration like "30s" or "5m", found "3x""#,
+        ),
+        (
+            &["load.stages.0={ users = 3 }"],
+            "x.toml: --set load.stages.0={ users = 3 }: load.stages[0]: missing field \"hold\"",
         ),
         (
             &["duration=five"],
