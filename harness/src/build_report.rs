@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::Context;
 use dropzero_reports as r;
@@ -37,17 +36,27 @@ pub fn build(i: Inputs<'_>) -> r::Report {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
-        guard.iter().map(|(reason, &count)| r::ReasonCount { reason: reason.clone(), count }).collect()
+        guard
+            .iter()
+            .map(|(reason, &count)| r::ReasonCount {
+                reason: reason.clone(),
+                count,
+            })
+            .collect()
     };
     let mut errors = m.errors.clone();
     let tokens = token_totals(plan, m, i.ledger, &mut errors);
     let (model, peak_users, peak_rate) = match &plan.load {
-        scenario::LoadPlan::Closed(cl) => {
-            ("closed", cl.stages.iter().map(|s| u64::from(s.users)).max(), None)
-        }
-        scenario::LoadPlan::Open(o) => {
-            ("open", None, o.stages.iter().map(|s| s.rate).reduce(f64::max))
-        }
+        scenario::LoadPlan::Closed(cl) => (
+            "closed",
+            cl.stages.iter().map(|s| u64::from(s.users)).max(),
+            None,
+        ),
+        scenario::LoadPlan::Open(o) => (
+            "open",
+            None,
+            o.stages.iter().map(|s| s.rate).reduce(f64::max),
+        ),
     };
     let (mode, replicas, journal) = match &plan.target {
         scenario::TargetPlan::Local(l) => (
@@ -74,7 +83,12 @@ pub fn build(i: Inputs<'_>) -> r::Report {
             time_scale: plan.time_scale,
             file: plan.file.display().to_string(),
         },
-        target: r::TargetInfo { kind: i.target.kind().to_string(), mode, replicas, journal },
+        target: r::TargetInfo {
+            kind: i.target.kind().to_string(),
+            mode,
+            replicas,
+            journal,
+        },
         load: r::LoadInfo {
             model: model.to_string(),
             peak_users,
@@ -129,8 +143,12 @@ fn gate_spec(g: &scenario::Gate) -> Option<r::GateSpec> {
         G::TtftP99(d) => r::GateSpec::TtftP99 { max: *d },
         G::ItlP99(d) => r::GateSpec::ItlP99 { max: *d },
         G::ResumeP99(d) => r::GateSpec::ResumeP99 { max: *d },
-        G::WastedTokenRatio(f) => r::GateSpec::WastedTokenRatio { max: r::Fraction::new(*f).ok()? },
-        G::ErrorRate(f) => r::GateSpec::ErrorRate { max: r::Fraction::new(*f).ok()? },
+        G::WastedTokenRatio(f) => r::GateSpec::WastedTokenRatio {
+            max: r::Fraction::new(*f).ok()?,
+        },
+        G::ErrorRate(f) => r::GateSpec::ErrorRate {
+            max: r::Fraction::new(*f).ok()?,
+        },
         G::ScaleOutReaction(_) | G::SloRecovery(_) => return None,
     })
 }
@@ -138,7 +156,14 @@ fn gate_spec(g: &scenario::Gate) -> Option<r::GateSpec> {
 /// Histogram (recorded in µs) → summary in the unit `scale` converts to.
 fn summary(h: &Histogram<u64>, scale: f64) -> r::LatencySummary {
     if h.is_empty() {
-        return r::LatencySummary { count: 0, p50: 0.0, p90: 0.0, p99: 0.0, max: 0.0, mean: 0.0 };
+        return r::LatencySummary {
+            count: 0,
+            p50: 0.0,
+            p90: 0.0,
+            p99: 0.0,
+            max: 0.0,
+            mean: 0.0,
+        };
     }
     let q = |q: f64| h.value_at_quantile(q) as f64 * scale;
     r::LatencySummary {
@@ -167,9 +192,16 @@ fn token_totals(
         Ok(g) => g.clone(),
         Err(p) => p.into_inner().clone(),
     };
-    let delivered: u64 = sessions.iter().filter(|s| s.completed).map(|s| s.delivered).sum();
+    let delivered: u64 = sessions
+        .iter()
+        .filter(|s| s.completed)
+        .map(|s| s.delivered)
+        .sum();
     let Some(ledger) = ledger else {
-        errors.push("no billing ledger (target has no mock LLM): billed and wasted tokens are unknown".into());
+        errors.push(
+            "no billing ledger (target has no mock LLM): billed and wasted tokens are unknown"
+                .into(),
+        );
         return r::TokenTotals {
             billed_input: 0,
             billed_output: 0,
@@ -180,12 +212,18 @@ fn token_totals(
             wasted_cost_usd: 0.0,
         };
     };
-    let u = |v: &serde_json::Value, k: &str| v.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+    let u =
+        |v: &serde_json::Value, k: &str| v.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
     let total = &ledger["total"];
-    let by_id: HashMap<&str, &crate::measure::recorder::SessionTokens> =
-        sessions.iter().map(|s| (s.session_id.as_str(), s)).collect();
+    let by_id: HashMap<&str, &crate::measure::recorder::SessionTokens> = sessions
+        .iter()
+        .map(|s| (s.session_id.as_str(), s))
+        .collect();
     let mut wasted = 0;
-    if let Some(per_session) = ledger.get("sessions").and_then(serde_json::Value::as_object) {
+    if let Some(per_session) = ledger
+        .get("sessions")
+        .and_then(serde_json::Value::as_object)
+    {
         for (id, entry) in per_session {
             let billed = u(entry, "output_tokens");
             wasted += match by_id.get(id.as_str()) {
@@ -201,7 +239,10 @@ fn token_totals(
         delivered,
         wasted,
         wasted_ratio: r::TokenTotals::ratio(wasted, billed_output),
-        cost_usd: total.get("cost_usd").and_then(serde_json::Value::as_f64).unwrap_or(0.0),
+        cost_usd: total
+            .get("cost_usd")
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or(0.0),
         wasted_cost_usd: wasted as f64 * plan.llm.price.output_per_mtok / 1e6,
     }
 }
@@ -210,11 +251,12 @@ fn token_totals(
 pub fn write_all(report: &r::Report, dir: &Path) -> anyhow::Result<()> {
     let open = |name: &str| -> anyhow::Result<BufWriter<File>> {
         let path = dir.join(name);
-        Ok(BufWriter::new(File::create(&path).with_context(|| format!("creating {}", path.display()))?))
+        Ok(BufWriter::new(
+            File::create(&path).with_context(|| format!("creating {}", path.display()))?,
+        ))
     };
     r::render_json(report, &mut open("report.json")?).context("writing report.json")?;
     r::render_markdown(report, &mut open("report.md")?).context("writing report.md")?;
     r::render_junit(report, &mut open("junit.xml")?).context("writing junit.xml")?;
     Ok(())
 }
-

@@ -64,8 +64,11 @@ pub struct ScenarioArgs {
 
 impl ScenarioArgs {
     fn overrides(&self) -> anyhow::Result<scenario::Overrides> {
-        scenario::Overrides::from_cli(self.seed, self.time_scale, &self.set)
-            .map_err(|e| anyhow::anyhow!(e))
+        Ok(scenario::Overrides {
+            seed: self.seed,
+            time_scale: self.time_scale,
+            set: self.set.clone(),
+        })
     }
 }
 
@@ -97,7 +100,11 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
             })?;
             print_summary(&outcome.report, &outcome.dir);
             let passed = dropzero_reports::all_passed(&outcome.report);
-            return Ok(ExitCode::from(if passed { EXIT_OK } else { EXIT_GATE_FAILED }));
+            return Ok(ExitCode::from(if passed {
+                EXIT_OK
+            } else {
+                EXIT_GATE_FAILED
+            }));
         }
         Command::Validate(args) => {
             let plan = scenario::load_with(&args.scenario, &args.overrides()?)?;
@@ -121,7 +128,11 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
             dropzero_reports::render_junit(&parsed, &mut junit)?;
             dropzero_reports::render_markdown(&parsed, &mut std::io::stdout().lock())?;
             let passed = dropzero_reports::all_passed(&parsed);
-            return Ok(ExitCode::from(if passed { EXIT_OK } else { EXIT_GATE_FAILED }));
+            return Ok(ExitCode::from(if passed {
+                EXIT_OK
+            } else {
+                EXIT_GATE_FAILED
+            }));
         }
         Command::Runtime(args) => {
             init_json_logs();
@@ -159,14 +170,27 @@ fn init_json_logs() {
 fn init_human_logs() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 /// The gate table and where the report is, on stdout.
 fn print_summary(report: &dropzero_reports::Report, dir: &std::path::Path) {
-    println!("\nscenario {} — {}", report.scenario.name, if dropzero_reports::all_passed(report) { "PASSED" } else { "FAILED" });
+    println!(
+        "\nscenario {} — {}",
+        report.scenario.name,
+        if dropzero_reports::all_passed(report) {
+            "PASSED"
+        } else {
+            "FAILED"
+        }
+    );
     for g in &report.gates {
-        let observed = g.observed.map_or_else(|| "n/a".to_string(), |v| format!("{v}"));
+        let observed = g
+            .observed
+            .map_or_else(|| "n/a".to_string(), |v| format!("{v}"));
         println!(
             "  {} {:<22} observed {:>12}  limit {} {}",
             if g.passed { "ok  " } else { "FAIL" },

@@ -23,7 +23,11 @@ impl Progress {
         .unwrap_or_else(|_| ProgressStyle::default_bar());
         bar.set_style(style);
         bar.set_prefix(name.to_string());
-        Progress { bar, plain_every: 5, last_plain: 0 }
+        Progress {
+            bar,
+            plain_every: 5,
+            last_plain: 0,
+        }
     }
 
     pub fn update(&mut self, elapsed: Duration, c: &Counters, point: &TimelinePoint) {
@@ -44,7 +48,8 @@ impl Progress {
                 eprintln!("[{secs:>4}s/{}s] {line}", self.bar.length().unwrap_or(0));
             }
         } else {
-            self.bar.set_position(secs.min(self.bar.length().unwrap_or(secs)));
+            self.bar
+                .set_position(secs.min(self.bar.length().unwrap_or(secs)));
             self.bar.set_message(line);
         }
     }

@@ -97,36 +97,43 @@ async fn drive(
     let base_url = target.base_url();
     let api_key = target_setup::api_key(plan)?;
 
-    let (records_tx, records_task) = crate::measure::recorder::spawn_writer(dir.join("sessions.jsonl"))?;
+    let (records_tx, records_task) =
+        crate::measure::recorder::spawn_writer(dir.join("sessions.jsonl"))?;
     let runner: load::Runner = {
         let collector = collector.clone();
-        Arc::new(move |plan: SessionPlan, intended: Instant, cancel: CancellationToken| {
-            let (collector, client, cfg, base_url, api_key, records_tx) = (
-                collector.clone(),
-                client.clone(),
-                client_cfg.clone(),
-                base_url.clone(),
-                api_key.clone(),
-                records_tx.clone(),
-            );
-            Box::pin(async move {
-                let spec = SessionSpec {
-                    base_url,
-                    query: plan.query.clone(),
-                    budget: plan.budget.clone(),
-                    api_key,
-                    idempotency_key: format!("dz-{}-{}", std::process::id(), plan.index),
-                    intended_start: Some(intended.into_std()),
-                };
-                Counters::add(&collector.counters.started, 1);
-                collector.counters.active.fetch_add(1, Ordering::Relaxed);
-                let mut recorder = Recorder { collector: collector.clone(), key: plan.index };
-                let outcome = session::run_session(&client, &spec, &cfg, &mut recorder, &cancel).await;
-                collector.counters.active.fetch_sub(1, Ordering::Relaxed);
-                let record = collector.finish(&plan, &outcome);
-                let _ = records_tx.send(record);
-            })
-        })
+        Arc::new(
+            move |plan: SessionPlan, intended: Instant, cancel: CancellationToken| {
+                let (collector, client, cfg, base_url, api_key, records_tx) = (
+                    collector.clone(),
+                    client.clone(),
+                    client_cfg.clone(),
+                    base_url.clone(),
+                    api_key.clone(),
+                    records_tx.clone(),
+                );
+                Box::pin(async move {
+                    let spec = SessionSpec {
+                        base_url,
+                        query: plan.query.clone(),
+                        budget: plan.budget.clone(),
+                        api_key,
+                        idempotency_key: format!("dz-{}-{}", std::process::id(), plan.index),
+                        intended_start: Some(intended.into_std()),
+                    };
+                    Counters::add(&collector.counters.started, 1);
+                    collector.counters.active.fetch_add(1, Ordering::Relaxed);
+                    let mut recorder = Recorder {
+                        collector: collector.clone(),
+                        key: plan.index,
+                    };
+                    let outcome =
+                        session::run_session(&client, &spec, &cfg, &mut recorder, &cancel).await;
+                    collector.counters.active.fetch_sub(1, Ordering::Relaxed);
+                    let record = collector.finish(&plan, &outcome);
+                    let _ = records_tx.send(record);
+                })
+            },
+        )
     };
 
     let start = Instant::now();
@@ -171,7 +178,7 @@ async fn drive(
         }
     };
     progress.finish(&collector.counters);
-    drop(records_tx_guard(records_task).await);
+    records_tx_guard(records_task).await;
     let interrupted = interrupt.is_cancelled();
     if interrupted {
         errors.push("run interrupted (Ctrl-C): results cover the part that ran".into());

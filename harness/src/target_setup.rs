@@ -98,7 +98,9 @@ pub async fn start(plan: &ScenarioPlan, dir: &Path, exe: &Path) -> anyhow::Resul
                 router: router::RouterConfig {
                     algorithm: match r.algorithm {
                         scenario::Algorithm::RoundRobin => router::Algorithm::RoundRobin,
-                        scenario::Algorithm::LeastOutstanding => router::Algorithm::LeastOutstanding,
+                        scenario::Algorithm::LeastOutstanding => {
+                            router::Algorithm::LeastOutstanding
+                        }
                     },
                     health_check_interval: r.health_check_interval,
                     healthy_threshold: r.healthy_threshold,
@@ -111,7 +113,9 @@ pub async fn start(plan: &ScenarioPlan, dir: &Path, exe: &Path) -> anyhow::Resul
                 ready_timeout: Duration::from_secs(30),
                 version: "v1".into(),
             };
-            let fleet = LocalFleet::start(cfg).await.context("starting the local fleet")?;
+            let fleet = LocalFleet::start(cfg)
+                .await
+                .context("starting the local fleet")?;
             Ok(AnyTarget::Local(Box::new(fleet)))
         }
         TargetPlan::Url(url) => Ok(AnyTarget::Url(UrlTarget::new(url.url.clone()))),
@@ -156,7 +160,12 @@ fn mock_profile(plan: &ScenarioPlan) -> String {
 /// The mock LLM's billing ledger, when the target has one.
 pub async fn ledger(target: &AnyTarget) -> Option<serde_json::Value> {
     let url = format!("{}/mock/ledger", target.llm_url()?);
-    let resp = reqwest::Client::new().get(&url).timeout(Duration::from_secs(5)).send().await.ok()?;
+    let resp = reqwest::Client::new()
+        .get(&url)
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .ok()?;
     resp.json().await.ok()
 }
 
@@ -166,9 +175,9 @@ pub fn api_key(plan: &ScenarioPlan) -> anyhow::Result<Option<String>> {
         TargetPlan::Url(u) => match &u.api_key {
             None => Ok(None),
             Some(scenario::ApiKey::Literal(k)) => Ok(Some(k.clone())),
-            Some(scenario::ApiKey::Env(var)) => std::env::var(var)
-                .map(Some)
-                .with_context(|| format!("target.api_key_env: environment variable {var} is not set")),
+            Some(scenario::ApiKey::Env(var)) => std::env::var(var).map(Some).with_context(|| {
+                format!("target.api_key_env: environment variable {var} is not set")
+            }),
         },
         _ => Ok(None),
     }
@@ -180,12 +189,24 @@ pub fn load_model(plan: &ScenarioPlan) -> LoadModel {
             stages: c
                 .stages
                 .iter()
-                .map(|s| ClosedStage { users: s.users, ramp: s.ramp, hold: s.hold })
+                .map(|s| ClosedStage {
+                    users: s.users,
+                    ramp: s.ramp,
+                    hold: s.hold,
+                })
                 .collect(),
             think_time: c.think_time,
         },
         scenario::LoadPlan::Open(o) => LoadModel::Open {
-            stages: o.stages.iter().map(|s| OpenStage { rate: s.rate, ramp: s.ramp, hold: s.hold }).collect(),
+            stages: o
+                .stages
+                .iter()
+                .map(|s| OpenStage {
+                    rate: s.rate,
+                    ramp: s.ramp,
+                    hold: s.hold,
+                })
+                .collect(),
             poisson: matches!(o.arrival, scenario::Arrival::Poisson),
         },
     }

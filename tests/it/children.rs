@@ -9,15 +9,28 @@ use super::support::{dropzero_bin, repo_root, small_scenario};
 /// Direct children of `pid`, from /proc.
 fn children_of(pid: u32) -> Vec<u32> {
     let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else { return found };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
     for entry in entries.flatten() {
-        let Some(child) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
         // Field 4 (after the parenthesised command name) is the parent pid.
         let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
-        if after.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok()) == Some(pid) {
+        if after
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok())
+            == Some(pid)
+        {
             found.push(child);
         }
     }
@@ -27,7 +40,10 @@ fn children_of(pid: u32) -> Vec<u32> {
 fn alive(pid: u32) -> bool {
     // A zombie has exited; only its parent's wait would reap it.
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| !s.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
+        .map(|s| {
+            !s.rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
         .unwrap_or(false)
 }
 
@@ -58,13 +74,19 @@ fn sigkilled_harness_leaves_no_children() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(kids.len() >= 3, "fleet started: children {kids:?}");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL)
-        .expect("kill harness");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill harness");
     let _ = harness.wait();
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline && kids.iter().any(|&k| alive(k)) {
         std::thread::sleep(Duration::from_millis(50));
     }
     let survivors: Vec<u32> = kids.into_iter().filter(|&k| alive(k)).collect();
-    assert!(survivors.is_empty(), "children survived the harness: {survivors:?}");
+    assert!(
+        survivors.is_empty(),
+        "children survived the harness: {survivors:?}"
+    );
 }

@@ -14,11 +14,26 @@ async fn sigterm_finishes_in_flight_sessions_and_refuses_new_ones() {
         "[ttft]\nmedian = \"10ms\"\np99 = \"30ms\"\n\n[itl]\nmedian = \"15ms\"\np99 = \"30ms\"\n",
     )
     .expect("write profile");
-    let mock = start(&["mock-llm", "--port", "0", "--profile", profile.to_str().unwrap_or_default()]);
+    let mock = start(&[
+        "mock-llm",
+        "--port",
+        "0",
+        "--profile",
+        profile.to_str().unwrap_or_default(),
+    ]);
     let journal = format!("sqlite:{}", dir.path().join("journal.db").display());
     let mut runtime = start(&[
-        "runtime", "--port", "0", "--mode", "resilient", "--journal", &journal,
-        "--llm-url", &format!("http://{}", mock.addr), "--drain-timeout", "30s",
+        "runtime",
+        "--port",
+        "0",
+        "--mode",
+        "resilient",
+        "--journal",
+        &journal,
+        "--llm-url",
+        &format!("http://{}", mock.addr),
+        "--drain-timeout",
+        "30s",
     ]);
     let base = format!("http://{}", runtime.addr);
     let http = reqwest::Client::new();
@@ -32,8 +47,14 @@ async fn sigterm_finishes_in_flight_sessions_and_refuses_new_ones() {
         .json()
         .await
         .expect("create body");
-    let events_url = format!("{base}{}", created["events_url"].as_str().expect("events_url"));
-    let token = created["resume_token"].as_str().expect("resume_token").to_string();
+    let events_url = format!(
+        "{base}{}",
+        created["events_url"].as_str().expect("events_url")
+    );
+    let token = created["resume_token"]
+        .as_str()
+        .expect("resume_token")
+        .to_string();
     let mut stream = http
         .get(&events_url)
         .bearer_auth(&token)
@@ -71,8 +92,15 @@ async fn sigterm_finishes_in_flight_sessions_and_refuses_new_ones() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let refused = refused.expect("503 while draining");
-    assert!(refused.headers().contains_key("retry-after"), "Retry-After on 503");
-    let ready = http.get(format!("{base}/readyz")).send().await.expect("readyz");
+    assert!(
+        refused.headers().contains_key("retry-after"),
+        "Retry-After on 503"
+    );
+    let ready = http
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .expect("readyz");
     assert_eq!(ready.status(), 503);
 
     // The in-flight session streams on to its terminal event.
@@ -84,7 +112,10 @@ async fn sigterm_finishes_in_flight_sessions_and_refuses_new_ones() {
         body.push_str(&String::from_utf8_lossy(&chunk));
     }
     assert!(body.contains("event: done"), "done received:\n{body}");
-    assert!(body.contains("\"status\":\"completed\""), "completed:\n{body}");
+    assert!(
+        body.contains("\"status\":\"completed\""),
+        "completed:\n{body}"
+    );
 
     let status = tokio::task::spawn_blocking(move || {
         for _ in 0..200 {
@@ -97,5 +128,9 @@ async fn sigterm_finishes_in_flight_sessions_and_refuses_new_ones() {
     })
     .await
     .expect("join");
-    assert_eq!(status.and_then(|s| s.code()), Some(0), "runtime exits 0 after the drain");
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "runtime exits 0 after the drain"
+    );
 }

@@ -19,19 +19,31 @@ fn run(scenario: &std::path::Path, out: &std::path::Path, extra: &[&str]) -> std
 #[test]
 fn steady_resilient_run_passes_with_a_schema_valid_report() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let scenario = small_scenario(dir.path(), "resilient", "sqlite", "dropped_sessions = 0\nttft_p99 = \"30s\"");
+    let scenario = small_scenario(
+        dir.path(),
+        "resilient",
+        "sqlite",
+        "dropped_sessions = 0\nttft_p99 = \"30s\"",
+    );
     let out = dir.path().join("out");
     let output = run(&scenario, &out, &[]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(output.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
 
     let text = std::fs::read_to_string(out.join("report.json")).expect("report.json");
     let report: serde_json::Value = serde_json::from_str(&text).expect("report.json is JSON");
     let schema: serde_json::Value =
         serde_json::from_str(dropzero_reports::REPORT_SCHEMA).expect("schema is JSON");
     let validator = jsonschema::validator_for(&schema).expect("schema compiles");
-    let errors: Vec<String> = validator.iter_errors(&report).map(|e| e.to_string()).collect();
+    let errors: Vec<String> = validator
+        .iter_errors(&report)
+        .map(|e| e.to_string())
+        .collect();
     assert!(errors.is_empty(), "schema errors: {errors:?}");
 
     let s = &report["sessions"];
@@ -40,7 +52,11 @@ fn steady_resilient_run_passes_with_a_schema_valid_report() {
     assert_eq!(report["events"]["lost"], 0);
     assert_eq!(report["events"]["duplicated"], 0);
     assert_eq!(report["events"]["content_mismatches"], 0);
-    assert!(report["tokens"]["billed_output"].as_u64().unwrap_or(0) > 0, "tokens: {}", report["tokens"]);
+    assert!(
+        report["tokens"]["billed_output"].as_u64().unwrap_or(0) > 0,
+        "tokens: {}",
+        report["tokens"]
+    );
     assert!(report["latency"]["ttft_ms"]["count"].as_u64().unwrap_or(0) > 0);
     for file in ["report.md", "junit.xml", "sessions.jsonl"] {
         assert!(out.join(file).exists(), "{file} written");
@@ -78,7 +94,13 @@ fn a_broken_scenario_exits_2_naming_file_line_and_field() {
     let output = run(&path, &dir.path().join("out"), &[]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "stderr:\n{stderr}");
-    assert!(stderr.contains("broken.toml:7"), "names file and line: {stderr}");
+    assert!(
+        stderr.contains("broken.toml:7"),
+        "names file and line: {stderr}"
+    );
     assert!(stderr.contains("mode"), "names the field: {stderr}");
-    assert!(stderr.contains("resilient"), "says what is allowed: {stderr}");
+    assert!(
+        stderr.contains("resilient"),
+        "says what is allowed: {stderr}"
+    );
 }

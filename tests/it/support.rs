@@ -28,14 +28,24 @@ pub fn start(args: &[&str]) -> Server {
         .expect("dropzero binary runs (scripts/test.sh builds it first)");
     let stdout = child.stdout.take().expect("piped stdout");
     let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("listening line");
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("listening line");
     let v: serde_json::Value = serde_json::from_str(&line).expect("listening line is JSON");
-    let addr = v["listening"].as_str().expect("listening address").to_string();
+    let addr = v["listening"]
+        .as_str()
+        .expect("listening address")
+        .to_string();
     Server { child, addr }
 }
 
 /// A small, fast scenario for end-to-end runs: 6 simulated minutes at time_scale 0.01.
-pub fn small_scenario(dir: &std::path::Path, mode: &str, journal: &str, gates: &str) -> std::path::PathBuf {
+pub fn small_scenario(
+    dir: &std::path::Path,
+    mode: &str,
+    journal: &str,
+    gates: &str,
+) -> std::path::PathBuf {
     let text = format!(
         r#"
 name = "e2e-small"

@@ -134,7 +134,12 @@ impl LocalFleet {
         .await?;
         self.router.register(id.clone(), child.addr);
         tracing::info!(replica = %id, addr = %child.addr, version, "replica started");
-        self.replicas.push(Replica { id: id.clone(), version: version.to_string(), child, stopped: false });
+        self.replicas.push(Replica {
+            id: id.clone(),
+            version: version.to_string(),
+            child,
+            stopped: false,
+        });
         Ok(id)
     }
 
@@ -142,8 +147,12 @@ impl LocalFleet {
     pub async fn wait_healthy(&self, n: usize) -> Result<(), TargetError> {
         let deadline = Instant::now() + self.cfg.ready_timeout;
         loop {
-            let healthy =
-                self.router.snapshot().iter().filter(|t| t.state == TargetState::Healthy).count();
+            let healthy = self
+                .router
+                .snapshot()
+                .iter()
+                .filter(|t| t.state == TargetState::Healthy)
+                .count();
             if healthy >= n {
                 return Ok(());
             }
@@ -165,7 +174,12 @@ impl LocalFleet {
     /// Process ids of every live child (for tests that prove none survive).
     pub fn child_pids(&self) -> Vec<i32> {
         let mut pids = vec![self.mock.pid()];
-        pids.extend(self.replicas.iter().filter(|r| !r.stopped).map(|r| r.child.pid()));
+        pids.extend(
+            self.replicas
+                .iter()
+                .filter(|r| !r.stopped)
+                .map(|r| r.child.pid()),
+        );
         pids
     }
 }

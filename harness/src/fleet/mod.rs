@@ -7,8 +7,8 @@
 
 pub mod local;
 pub mod process;
-pub mod url;
 pub mod router;
+pub mod url;
 
 use std::time::Duration;
 
@@ -41,7 +41,10 @@ pub enum TargetError {
     #[error("replica {replica}: {message}")]
     Replica { replica: String, message: String },
     #[error("{operation} is not supported by the {kind} target")]
-    Unsupported { kind: &'static str, operation: &'static str },
+    Unsupported {
+        kind: &'static str,
+        operation: &'static str,
+    },
     #[error("fleet did not become ready within {0:?}")]
     NotReady(Duration),
 }

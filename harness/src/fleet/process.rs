@@ -21,13 +21,29 @@ use tokio::process::Command;
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
     #[error("{name}: cannot open log file {path}: {source}")]
-    Log { name: String, path: PathBuf, source: std::io::Error },
+    Log {
+        name: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{name}: cannot start {exe}: {source}")]
-    Spawn { name: String, exe: PathBuf, source: std::io::Error },
+    Spawn {
+        name: String,
+        exe: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{name}: did not report a listening address within {timeout:?} (see {log})")]
-    NotReady { name: String, timeout: Duration, log: PathBuf },
+    NotReady {
+        name: String,
+        timeout: Duration,
+        log: PathBuf,
+    },
     #[error("{name}: exited before listening ({status}); see {log}")]
-    Exited { name: String, status: String, log: PathBuf },
+    Exited {
+        name: String,
+        status: String,
+        log: PathBuf,
+    },
     #[error("{name}: bad listening line {line:?}")]
     BadListenLine { name: String, line: String },
 }
@@ -78,7 +94,12 @@ pub async fn spawn(spec: SpawnSpec, ready_timeout: Duration) -> Result<ChildProc
         exe: spec.exe.clone(),
         source,
     })?;
-    let pid = Pid::from_raw(child.id().and_then(|id| i32::try_from(id).ok()).unwrap_or(0));
+    let pid = Pid::from_raw(
+        child
+            .id()
+            .and_then(|id| i32::try_from(id).ok())
+            .unwrap_or(0),
+    );
     let Some(stdout) = child.stdout.take() else {
         return Err(ProcessError::NotReady {
             name: spec.name,
@@ -95,7 +116,11 @@ pub async fn spawn(spec: SpawnSpec, ready_timeout: Duration) -> Result<ChildProc
                 Ok(s) => s.to_string(),
                 Err(e) => e.to_string(),
             };
-            return Err(ProcessError::Exited { name: spec.name, status, log: spec.log_path });
+            return Err(ProcessError::Exited {
+                name: spec.name,
+                status,
+                log: spec.log_path,
+            });
         }
         Err(_) => {
             return Err(ProcessError::NotReady {
@@ -105,19 +130,31 @@ pub async fn spawn(spec: SpawnSpec, ready_timeout: Duration) -> Result<ChildProc
             });
         }
     };
-    let addr = parse_listening(&line)
-        .ok_or_else(|| ProcessError::BadListenLine { name: spec.name.clone(), line: line.clone() })?;
+    let addr = parse_listening(&line).ok_or_else(|| ProcessError::BadListenLine {
+        name: spec.name.clone(),
+        line: line.clone(),
+    })?;
     // Keep draining stdout into the log so a chatty child never blocks on a full pipe.
     let log_path = spec.log_path.clone();
     tokio::spawn(async move {
-        let Ok(mut file) = tokio::fs::OpenOptions::new().append(true).open(&log_path).await else {
+        let Ok(mut file) = tokio::fs::OpenOptions::new()
+            .append(true)
+            .open(&log_path)
+            .await
+        else {
             return;
         };
         while let Ok(Some(line)) = lines.next_line().await {
             let _ = file.write_all(format!("{line}\n").as_bytes()).await;
         }
     });
-    Ok(ChildProcess { name: spec.name, addr, log_path: spec.log_path, pid, child })
+    Ok(ChildProcess {
+        name: spec.name,
+        addr,
+        log_path: spec.log_path,
+        pid,
+        child,
+    })
 }
 
 fn parse_listening(line: &str) -> Option<SocketAddr> {
@@ -140,8 +177,12 @@ fn die_with_parent(cmd: &mut Command, memory_limit: Option<u64>) {
                 nix::libc::_exit(1);
             }
             if let Some(bytes) = memory_limit {
-                nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_AS, bytes, bytes)
-                    .map_err(std::io::Error::from)?;
+                nix::sys::resource::setrlimit(
+                    nix::sys::resource::Resource::RLIMIT_AS,
+                    bytes,
+                    bytes,
+                )
+                .map_err(std::io::Error::from)?;
             }
             Ok(())
         });
@@ -162,7 +203,10 @@ impl ChildProcess {
 
     /// Wait for exit, at most `timeout`.
     pub async fn wait_timeout(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        tokio::time::timeout(timeout, self.child.wait()).await.ok().and_then(Result::ok)
+        tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .ok()
+            .and_then(Result::ok)
     }
 
     /// Non-blocking exit check.

@@ -10,7 +10,9 @@ pub struct UrlTarget {
 
 impl UrlTarget {
     pub fn new(url: String) -> Self {
-        UrlTarget { url: url.trim_end_matches('/').to_string() }
+        UrlTarget {
+            url: url.trim_end_matches('/').to_string(),
+        }
     }
 }
 

@@ -49,9 +49,13 @@ pub fn session(cfg: &MixConfig, index: u64) -> SessionPlan {
     let runaway = rng.random::<f64>() < cfg.runaway_fraction;
     let topic = TOPICS[rng.random_range(0..TOPICS.len())];
     let query = if runaway {
-        format!("Keep investigating {topic} until nothing is left (session {index}) [dz runaway] [dz tokens={output_tokens}]")
+        format!(
+            "Keep investigating {topic} until nothing is left (session {index}) [dz runaway] [dz tokens={output_tokens}]"
+        )
     } else {
-        format!("Investigate {topic} and summarise the findings (session {index}) [dz tokens={output_tokens}]")
+        format!(
+            "Investigate {topic} and summarise the findings (session {index}) [dz tokens={output_tokens}]"
+        )
     };
     let mut budget = serde_json::Map::new();
     if let Some(t) = cfg.max_output_tokens {
@@ -116,6 +120,9 @@ mod tests {
         // 10 s × 20 tokens/s = 200 tokens at the median; sampling error is a few percent.
         assert!((180.0..220.0).contains(&median), "median {median}");
         let runaways = (0..n).filter(|&i| session(&cfg(1), i).runaway).count() as f64;
-        assert!((0.07..0.13).contains(&(runaways / n as f64)), "runaway share {runaways}");
+        assert!(
+            (0.07..0.13).contains(&(runaways / n as f64)),
+            "runaway share {runaways}"
+        );
     }
 }

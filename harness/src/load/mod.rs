@@ -44,8 +44,14 @@ pub struct OpenStage {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum LoadModel {
-    Closed { stages: Vec<ClosedStage>, think_time: Duration },
-    Open { stages: Vec<OpenStage>, poisson: bool },
+    Closed {
+        stages: Vec<ClosedStage>,
+        think_time: Duration,
+    },
+    Open {
+        stages: Vec<OpenStage>,
+        poisson: bool,
+    },
 }
 
 /// Runs one session to its end. Given the plan, the intended start and a token that the
@@ -96,16 +102,35 @@ pub async fn drive(
     let mut summary = LoadSummary::default();
     match model {
         LoadModel::Closed { stages, think_time } => {
-            let stages: Vec<_> =
-                stages.iter().map(|s| (f64::from(s.users), s.ramp, s.hold)).collect();
-            closed(&stages, *think_time, mix, &runner, &next_index, &stop_new, &hard_stop, &mut sessions)
-                .await;
+            let stages: Vec<_> = stages
+                .iter()
+                .map(|s| (f64::from(s.users), s.ramp, s.hold))
+                .collect();
+            closed(
+                &stages,
+                *think_time,
+                mix,
+                &runner,
+                &next_index,
+                &stop_new,
+                &hard_stop,
+                &mut sessions,
+            )
+            .await;
         }
         LoadModel::Open { stages, poisson } => {
             let stages: Vec<_> = stages.iter().map(|s| (s.rate, s.ramp, s.hold)).collect();
-            summary.late_starts =
-                open(&stages, *poisson, mix, &runner, &next_index, &stop_new, &hard_stop, &mut sessions)
-                    .await;
+            summary.late_starts = open(
+                &stages,
+                *poisson,
+                mix,
+                &runner,
+                &next_index,
+                &stop_new,
+                &hard_stop,
+                &mut sessions,
+            )
+            .await;
         }
     }
     while sessions.join_next().await.is_some() {}
@@ -134,13 +159,19 @@ async fn closed(
             _ = stop_new.cancelled() => break,
             _ = tick.tick() => {}
         }
-        let Some(level) = level_at(stages, start.elapsed()) else { break };
+        let Some(level) = level_at(stages, start.elapsed()) else {
+            break;
+        };
         let wanted = level.round() as usize;
         while users.len() < wanted {
             let retire = stop_new.child_token();
             users.push(retire.clone());
-            let (mix, runner, next, hard) =
-                (mix.clone(), runner.clone(), next_index.clone(), hard_stop.clone());
+            let (mix, runner, next, hard) = (
+                mix.clone(),
+                runner.clone(),
+                next_index.clone(),
+                hard_stop.clone(),
+            );
             sessions.spawn(async move {
                 while !retire.is_cancelled() && !hard.is_cancelled() {
                     let index = next.fetch_add(1, Ordering::Relaxed);
@@ -224,7 +255,8 @@ mod tests {
     #[test]
     fn stage_levels_ramp_then_hold() {
         let stages = [(10.0, s(10), s(10)), (20.0, s(0), s(5)), (0.0, s(10), s(0))];
-        let check = |t: u64, expected: Option<f64>| assert_eq!(level_at(&stages, s(t)), expected, "t={t}");
+        let check =
+            |t: u64, expected: Option<f64>| assert_eq!(level_at(&stages, s(t)), expected, "t={t}");
         check(0, Some(0.0));
         check(5, Some(5.0));
         check(15, Some(10.0));

@@ -34,10 +34,19 @@ pub struct Histograms {
 impl Histograms {
     fn new() -> Self {
         // One hour at 3 significant figures covers every session length we simulate.
-        let h = || Histogram::new_with_bounds(1, 3_600_000_000, 3).unwrap_or_else(|_| {
-            Histogram::new(3).unwrap_or_else(|_| unreachable!("3 sigfig is valid"))
-        });
-        Histograms { ttft: h(), ttft_sent: h(), itl: h(), resume: h(), session: h(), create: h() }
+        let h = || {
+            Histogram::new_with_bounds(1, 3_600_000_000, 3).unwrap_or_else(|_| {
+                Histogram::new(3).unwrap_or_else(|_| unreachable!("3 sigfig is valid"))
+            })
+        };
+        Histograms {
+            ttft: h(),
+            ttft_sent: h(),
+            itl: h(),
+            resume: h(),
+            session: h(),
+            create: h(),
+        }
     }
 
     fn merge(&mut self, other: &Histograms) {
@@ -57,7 +66,9 @@ impl Histograms {
 
 /// Record a duration, saturating at the histogram's top rather than dropping the sample.
 pub fn record(h: &mut Histogram<u64>, d: Duration) {
-    let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX).clamp(1, h.high());
+    let us = u64::try_from(d.as_micros())
+        .unwrap_or(u64::MAX)
+        .clamp(1, h.high());
     let _ = h.record(us);
 }
 

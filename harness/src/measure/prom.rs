@@ -10,7 +10,9 @@ pub fn sum(text: &str, name: &str) -> Option<f64> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let Some(rest) = line.strip_prefix(name) else { continue };
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
         // The name must end here: `foo` must not match `foo_total`.
         let rest = match rest.chars().next() {
             Some('{') => match rest.find('}') {
@@ -20,7 +22,11 @@ pub fn sum(text: &str, name: &str) -> Option<f64> {
             Some(' ') | Some('\t') => rest,
             _ => continue,
         };
-        if let Some(value) = rest.split_whitespace().next().and_then(|v| v.parse::<f64>().ok()) {
+        if let Some(value) = rest
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<f64>().ok())
+        {
             *found.get_or_insert(0.0) += value;
         }
     }
@@ -44,6 +50,10 @@ mod tests {
         check(text, "dropzero_active_sessions", Some(12.0));
         check(text, "dropzero_sessions_total", Some(4.0));
         check(text, "dropzero_draining", None);
-        check("dropzero_draining{replica=\"a}b\"} 1", "dropzero_draining", None);
+        check(
+            "dropzero_draining{replica=\"a}b\"} 1",
+            "dropzero_draining",
+            None,
+        );
     }
 }

@@ -19,7 +19,8 @@ pub struct Recorder {
 
 impl Observer for Recorder {
     fn on_created(&mut self, latency: Duration) {
-        self.collector.with_shard(self.key, |h| record(&mut h.create, latency));
+        self.collector
+            .with_shard(self.key, |h| record(&mut h.create, latency));
     }
     fn on_ttft(&mut self, from_intended: Duration, from_sent: Duration) {
         self.collector.with_shard(self.key, |h| {
@@ -28,17 +29,20 @@ impl Observer for Recorder {
         });
     }
     fn on_itl(&mut self, gap: Duration) {
-        self.collector.with_shard(self.key, |h| record(&mut h.itl, gap));
+        self.collector
+            .with_shard(self.key, |h| record(&mut h.itl, gap));
     }
     fn on_resume(&mut self, latency: Duration) {
-        self.collector.with_shard(self.key, |h| record(&mut h.resume, latency));
+        self.collector
+            .with_shard(self.key, |h| record(&mut h.resume, latency));
     }
     fn on_token(&mut self, n: u64) {
         Counters::add(&self.collector.counters.tokens, n);
     }
     fn on_interruption(&mut self, reason: &InterruptReason) {
         Counters::add(&self.collector.counters.interruptions, 1);
-        self.collector.count_reason(&self.collector.interruption_reasons, reason.label());
+        self.collector
+            .count_reason(&self.collector.interruption_reasons, reason.label());
     }
     fn on_event(&mut self) {
         Counters::add(&self.collector.counters.events, 1);
@@ -122,10 +126,15 @@ impl Collector {
             _ => None,
         };
         if !matches!(outcome.class, SessionClass::NotStarted(_)) {
-            self.with_shard(plan.index, |h| record(&mut h.session, outcome.timings.total));
+            self.with_shard(plan.index, |h| {
+                record(&mut h.session, outcome.timings.total)
+            });
         }
         if let Some(id) = &outcome.session_id {
-            let completed = matches!(outcome.class, SessionClass::Completed | SessionClass::Resumed);
+            let completed = matches!(
+                outcome.class,
+                SessionClass::Completed | SessionClass::Resumed
+            );
             let mut tokens = match self.session_tokens.lock() {
                 Ok(g) => g,
                 Err(p) => p.into_inner(),

@@ -59,6 +59,8 @@ impl Timeline {
         self.prev_drops = drops;
         self.prev_completed = completed;
         self.points.push(point);
-        self.points.last().unwrap_or_else(|| unreachable!("just pushed"))
+        self.points
+            .last()
+            .unwrap_or_else(|| unreachable!("just pushed"))
     }
 }

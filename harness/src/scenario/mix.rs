@@ -146,7 +146,8 @@ pub fn sessions(raw: RawSessions, scale: Scale, target: &TargetPlan) -> Checked<
     }
     Ok(SessionMix {
         size,
-        tokens_per_second: scale.rate(tokens_per_second),
+        // LLM speed is never scaled: a compressed session emits proportionally fewer tokens.
+        tokens_per_second,
         runaway_fraction,
         classes,
         budget,
@@ -159,17 +160,15 @@ pub fn sessions(raw: RawSessions, scale: Scale, target: &TargetPlan) -> Checked<
     })
 }
 
-pub fn llm(raw: RawLlm, scale: Scale, wall_tokens_per_second: f64) -> Checked<LlmProfile> {
-    let ttft = latency("llm.ttft", raw.ttft, (d::TTFT_MEDIAN, d::TTFT_P99), scale)?;
+/// LLM latencies stay in real time whatever `time_scale` says (see `plan.rs`), so they are
+/// resolved with a unit scale; only fault windows inside `[llm.faults]` are scaled.
+pub fn llm(raw: RawLlm, scale: Scale, tokens_per_second: f64) -> Checked<LlmProfile> {
+    let real = Scale(1.0);
+    let ttft = latency("llm.ttft", raw.ttft, (d::TTFT_MEDIAN, d::TTFT_P99), real)?;
     let itl = match raw.itl {
-        Some(itl) => latency(
-            "llm.itl",
-            Some(itl),
-            (Duration::ZERO, Duration::ZERO),
-            scale,
-        )?,
+        Some(itl) => latency("llm.itl", Some(itl), (Duration::ZERO, Duration::ZERO), real)?,
         None => {
-            let Ok(median) = Duration::try_from_secs_f64(1.0 / wall_tokens_per_second) else {
+            let Ok(median) = Duration::try_from_secs_f64(1.0 / tokens_per_second) else {
                 return invalid(
                     "sessions.tokens_per_second",
                     "is too small to derive llm.itl from; set llm.itl",

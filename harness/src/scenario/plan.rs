@@ -2,13 +2,16 @@
 //! timeline consume. Built only by `resolve.rs` from a checked file, so every value here is
 //! in range, every default is filled in (see `defaults.rs`) and every cross-field rule holds.
 //!
-//! # Time is already scaled
-//! A scenario is written in real-world time and compressed by `time_scale` uniformly:
-//! **every `Duration` in a plan is wall-clock time** (`real × time_scale`) and **every rate
-//! is per wall-clock second** (`real ÷ time_scale`). So the number of concurrent sessions,
-//! the tokens per session and the sessions per run are those of the real-world scenario,
-//! only faster. Gate thresholds are scaled the same way, so they compare directly with what
-//! the harness measures; [`ScenarioPlan::to_real`] converts back for reports.
+//! # Time is already scaled — except the LLM's speed
+//! A scenario is written in real-world time and compressed by `time_scale`: **every
+//! `Duration` in a plan is wall-clock time** (`real × time_scale`) and **every arrival rate is
+//! per wall-clock second** (`real ÷ time_scale`), so concurrency and sessions per run are
+//! those of the real-world scenario, only faster. The exception is the LLM: its TTFT, its
+//! inter-token gaps, `tokens_per_second`, and the `ttft_p99`/`itl_p99` gates stay in real
+//! time, so a compressed session emits proportionally fewer tokens at the real pace. That
+//! keeps measured latencies physically meaningful (a 1 ms "scaled" gap would be harness
+//! noise) and keeps a compressed run affordable on a laptop. [`ScenarioPlan::to_real`]
+//! converts wall-clock times back for reports.
 //!
 //! Not here: parsing (`file.rs`), checks (`resolve.rs`), anything that runs.
 

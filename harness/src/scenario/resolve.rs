@@ -139,6 +139,11 @@ fn gates(raw: RawGates, scale: Scale) -> Checked<Vec<Gate>> {
         v.map(|t| positive(&format!("gates.{name}"), t.0).map(|()| scale.time(t.0)))
             .transpose()
     };
+    // TTFT and ITL are LLM latencies, which are never scaled (see `plan.rs`).
+    let real_time = |name: &str, v: Option<Dur>| -> Checked<Option<Duration>> {
+        v.map(|t| positive(&format!("gates.{name}"), t.0).map(|()| t.0))
+            .transpose()
+    };
     let ratio =
         |name: &str, v: Option<f64>| v.map(|r| fraction(&format!("gates.{name}"), r)).transpose();
     let data_loss = |v: Option<u64>| Some(v.unwrap_or(d::DATA_LOSS_THRESHOLD));
@@ -147,8 +152,8 @@ fn gates(raw: RawGates, scale: Scale) -> Checked<Vec<Gate>> {
         data_loss(raw.lost_events).map(Gate::LostEvents),
         data_loss(raw.duplicated_events).map(Gate::DuplicatedEvents),
         data_loss(raw.content_mismatches).map(Gate::ContentMismatches),
-        time("ttft_p99", raw.ttft_p99)?.map(Gate::TtftP99),
-        time("itl_p99", raw.itl_p99)?.map(Gate::ItlP99),
+        real_time("ttft_p99", raw.ttft_p99)?.map(Gate::TtftP99),
+        real_time("itl_p99", raw.itl_p99)?.map(Gate::ItlP99),
         time("resume_p99", raw.resume_p99)?.map(Gate::ResumeP99),
         ratio("wasted_token_ratio", raw.wasted_token_ratio)?.map(Gate::WastedTokenRatio),
         ratio("error_rate", raw.error_rate)?.map(Gate::ErrorRate),
