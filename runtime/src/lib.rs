@@ -4,22 +4,145 @@
 //! provider (`dropzero mock-llm`). The harness never links this crate's internals into its
 //! load or measurement code; only the two subcommands call [`run`] and [`mock::run`].
 //!
+//! A session's life, top-down: `api::sessions::create` stores it in the [`journal`] and
+//! [`AppState::start_session`] launches its [`agent`] loop (planner → DAG → workers →
+//! tools), which writes every event through its [`emitter`] into the journal. Streams
+//! (`api::stream`) only ever read the journal, so a client never sees an event that a crash
+//! could lose, and any replica sharing the journal can serve any session. [`drain`] ends
+//! everything cleanly on SIGTERM.
+//!
 //! # Layout
+//! - [`config`]: flags ([`RuntimeArgs`]) resolved into a [`Config`].
+//! - [`api`]: the router ([`app`]), errors, session endpoints, the SSE stream.
+//! - [`session`]: session records, statuses, events, the registry of local sessions.
+//! - [`journal`]: the write-ahead journal trait and its memory and SQLite backends.
+//! - [`emitter`]: per-session seq assignment, digest, usage; append-then-notify.
+//! - [`agent`]: planner, DAG, workers, tools with circuit breakers, retries with backoff.
+//! - [`llm`]: the streaming Anthropic Messages client.
+//! - [`budget`], [`drain`], [`metrics`], [`state`].
 //! - [`mock`]: the mock LLM provider (Anthropic + OpenAI streaming, latency, faults, ledger).
 
+pub mod agent;
+pub mod api;
+pub mod budget;
+pub mod config;
+pub mod drain;
+pub mod emitter;
+pub mod journal;
+pub mod llm;
+pub mod metrics;
 pub mod mock;
+pub mod session;
+pub mod state;
 
+use std::{io::Write, sync::Arc, time::Duration};
+
+use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-/// Command-line arguments of `dropzero runtime`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct RuntimeArgs {
-    /// Port to listen on (0 = ephemeral; the bound address is printed on stdout).
-    #[arg(long, default_value_t = 0)]
-    pub port: u16,
+pub use api::app;
+pub use config::{Config, JournalSpec, Mode, RuntimeArgs};
+pub use state::AppState;
+
+use journal::{Journal, memory::MemoryJournal, sqlite::SqliteJournal};
+
+/// How long `run` waits, after the drain deadline, for agent loops to hand their sessions off.
+const HANDOFF_GRACE: Duration = Duration::from_secs(3);
+
+/// Open the journal a spec names.
+pub fn open_journal(spec: &JournalSpec) -> anyhow::Result<Arc<dyn Journal>> {
+    Ok(match spec {
+        JournalSpec::Memory => Arc::new(MemoryJournal::new()),
+        JournalSpec::Sqlite(path) => Arc::new(
+            SqliteJournal::open(path)
+                .with_context(|| format!("opening the journal {}", path.display()))?,
+        ),
+    })
 }
 
 /// Serve the runtime until `shutdown` fires, then drain and return.
-pub async fn run(_args: RuntimeArgs, _shutdown: CancellationToken) -> anyhow::Result<()> {
-    anyhow::bail!("the runtime is not built yet")
+pub async fn run(args: RuntimeArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let (config, spec) = Config::from_args(&args)?;
+    let journal = open_journal(&spec)?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
+        .await
+        .with_context(|| format!("binding 127.0.0.1:{}", args.port))?;
+    let addr = listener.local_addr()?;
+    {
+        let mut stdout = std::io::stdout().lock();
+        writeln!(
+            stdout,
+            "{}",
+            serde_json::json!({"listening": addr.to_string()})
+        )?;
+        stdout.flush()?;
+    }
+    let state = AppState::new(config, journal);
+    tracing::info!(
+        %addr,
+        replica_id = %state.config.replica_id,
+        mode = state.config.mode.as_str(),
+        journal = ?spec,
+        "runtime listening"
+    );
+    serve(listener, state, shutdown).await
+}
+
+/// Serve on `listener` until `shutdown` fires; in resilient mode drain first (see [`drain`]).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let hard_stop = state.drain.hard_stop.clone();
+    let server = axum::serve(listener, app(state.clone()))
+        .with_graceful_shutdown(hard_stop.clone().cancelled_owned());
+    if state.config.mode == Mode::Naive {
+        // The fragile design: no drain; every stream is cut when the process goes.
+        tokio::select! {
+            result = server => result.context("serving")?,
+            _ = shutdown.cancelled() => tracing::info!("shutdown: naive mode exits at once"),
+        }
+        return Ok(());
+    }
+    let supervisor = tokio::spawn(drain_on(shutdown, state.clone()));
+    server.await.context("serving")?;
+    supervisor.abort();
+    state.tasks.close();
+    if tokio::time::timeout(HANDOFF_GRACE, state.tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some agent loops did not stop within the hand-off grace period");
+    }
+    tracing::info!("drained; exiting");
+    Ok(())
+}
+
+/// Phase 1 of the drain at `shutdown`, phase 2 when no session runs here or at the deadline.
+async fn drain_on(shutdown: CancellationToken, state: AppState) {
+    shutdown.cancelled().await;
+    let drain = &state.drain;
+    drain.start();
+    let deadline = tokio::time::Instant::now() + state.config.drain_timeout;
+    tracing::info!(
+        active = state.local.len(),
+        timeout = ?state.config.drain_timeout,
+        "draining"
+    );
+    loop {
+        let ended = drain.session_ended.notified();
+        if state.local.is_empty() {
+            tracing::info!("drain: no sessions left");
+            break;
+        }
+        if tokio::time::timeout_at(deadline, ended).await.is_err() {
+            tracing::warn!(
+                remaining = state.local.len(),
+                "drain deadline: handing off remaining sessions"
+            );
+            break;
+        }
+    }
+    drain.hard_stop.cancel();
 }

@@ -1,0 +1,204 @@
+//! One step of a plan: worker LLM calls (`x-dropzero-role: worker`), tool use, and the
+//! retry loop shared with the planner.
+//!
+//! Retries (429/529/5xx, connection errors, a cut stream, a call exceeding `--step-timeout`)
+//! back off exponentially with jitter and emit `step` `retrying`. After a cut, the retry
+//! carries a **prefill** — a trailing assistant message with the text already emitted in
+//! this turn — so the LLM continues where it stopped and no token is emitted twice.
+//!
+//! Not for scheduling steps (see `dag`).
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::{SessionCtx, planner::PlanStep, retry::backoff, tools::Tools};
+use crate::llm::{LlmError, LlmEvent, LlmRequest};
+
+const MAX_TOKENS: u64 = 4096;
+
+/// How a step ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepOutcome {
+    Completed,
+    Failed(String),
+    /// The session is stopping (cancel, budget, drain); not the step's fault.
+    Stopped,
+}
+
+/// The result of one turn (one logical LLM response, possibly over several attempts).
+#[derive(Debug, Default)]
+pub struct Turn {
+    pub text: String,
+    pub tool_use: Option<(String, String, Value)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("{0}")]
+    Llm(#[from] LlmError),
+    #[error("LLM call exceeded the step timeout of {0:?}")]
+    Timeout(Duration),
+    #[error("session stopping")]
+    Stopped,
+}
+
+pub async fn run_step(ctx: &SessionCtx, step: &PlanStep) -> StepOutcome {
+    ctx.emit(
+        "step",
+        json!({"step": step.id, "state": "started", "attempt": 1}),
+    )
+    .await;
+    let mut messages = vec![json!({"role": "user", "content": step.task})];
+    let tools = step.tool.as_deref().map(Tools::definition);
+    loop {
+        if ctx.check_budget() {
+            return StepOutcome::Stopped;
+        }
+        let turn = match call_with_retries(ctx, &step.id, "worker", true, &messages, tools.clone())
+            .await
+        {
+            Ok(turn) => turn,
+            Err(CallError::Stopped) => return StepOutcome::Stopped,
+            Err(e) => return StepOutcome::Failed(e.to_string()),
+        };
+        let Some((id, name, input)) = turn.tool_use else {
+            return StepOutcome::Completed;
+        };
+        ctx.emit(
+            "tool",
+            json!({"step": step.id, "phase": "call", "tool": name, "input": input}),
+        )
+        .await;
+        let output = tokio::select! {
+            _ = ctx.stop.cancelled() => return StepOutcome::Stopped,
+            out = ctx.tools.call(&name, &input) => match out {
+                Ok(out) => out,
+                Err(e) => return StepOutcome::Failed(e.to_string()),
+            },
+        };
+        ctx.emit(
+            "tool",
+            json!({"step": step.id, "phase": "result", "tool": name, "output": output}),
+        )
+        .await;
+        let mut content = Vec::new();
+        if !turn.text.is_empty() {
+            content.push(json!({"type": "text", "text": turn.text}));
+        }
+        content.push(json!({"type": "tool_use", "id": id, "name": name, "input": input}));
+        messages.push(json!({"role": "assistant", "content": content}));
+        messages.push(json!({"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": id, "content": output}
+        ]}));
+    }
+}
+
+/// One turn with retries. `emit_tokens` is false for the planner (its text is the plan).
+pub async fn call_with_retries(
+    ctx: &SessionCtx,
+    step: &str,
+    role: &'static str,
+    emit_tokens: bool,
+    messages: &[Value],
+    tools: Option<Value>,
+) -> Result<Turn, CallError> {
+    let mut turn = Turn::default();
+    let mut attempt = 1;
+    loop {
+        let mut request = LlmRequest {
+            role,
+            session_id: ctx.record.session_id.clone(),
+            messages: messages.to_vec(),
+            tools: tools.clone(),
+            max_tokens: MAX_TOKENS,
+        };
+        if !turn.text.is_empty() {
+            request
+                .messages
+                .push(json!({"role": "assistant", "content": turn.text}));
+        }
+        let mut usage = (0, 0);
+        let timeout = ctx.config.step_timeout;
+        let call = one_call(ctx, step, emit_tokens, &request, &mut turn, &mut usage);
+        let result = tokio::select! {
+            _ = ctx.stop.cancelled() => Err(CallError::Stopped),
+            r = tokio::time::timeout(timeout, call) => r.unwrap_or(Err(CallError::Timeout(timeout))),
+        };
+        ctx.add_usage(usage.0, usage.1).await;
+        let error = match result {
+            Ok(()) => {
+                ctx.metrics
+                    .llm_ok
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return Ok(turn);
+            }
+            Err(CallError::Stopped) => return Err(CallError::Stopped),
+            Err(e) => e,
+        };
+        let retryable = match &error {
+            CallError::Llm(e) => e.is_retryable(),
+            CallError::Timeout(_) => true,
+            CallError::Stopped => false,
+        };
+        if !retryable || attempt > ctx.config.retry.max_retries {
+            ctx.metrics
+                .llm_failed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(step, attempt, error = %error, "LLM call failed for good");
+            return Err(error);
+        }
+        ctx.metrics
+            .llm_retried
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        attempt += 1;
+        tracing::info!(step, attempt, error = %error, prefill_chars = turn.text.len(), "retrying LLM call");
+        ctx.emit(
+            "step",
+            json!({"step": step, "state": "retrying", "attempt": attempt, "error": error.to_string()}),
+        )
+        .await;
+        tokio::select! {
+            _ = ctx.stop.cancelled() => return Err(CallError::Stopped),
+            _ = tokio::time::sleep(backoff(&ctx.config.retry, attempt - 1)) => {}
+        }
+        if ctx.check_budget() {
+            return Err(CallError::Stopped);
+        }
+    }
+}
+
+/// One HTTP call. Text is appended to `turn.text` (and emitted) as it arrives, so a cut
+/// leaves exactly the prefill for the next attempt; `usage` survives the future being dropped.
+async fn one_call(
+    ctx: &SessionCtx,
+    step: &str,
+    emit_tokens: bool,
+    request: &LlmRequest,
+    turn: &mut Turn,
+    usage: &mut (u64, u64),
+) -> Result<(), CallError> {
+    let mut stream = ctx.llm.stream(request).await?;
+    loop {
+        let event = match stream.next().await {
+            Ok(Some(event)) => event,
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                usage.1 = usage.1.max(stream.text_tokens());
+                return Err(e.into());
+            }
+        };
+        match event {
+            LlmEvent::Started { input_tokens } => usage.0 = input_tokens,
+            LlmEvent::Text(text) => {
+                if emit_tokens {
+                    ctx.token(step, &text).await;
+                }
+                turn.text.push_str(&text);
+                usage.1 = stream.text_tokens();
+            }
+            LlmEvent::ToolUse { id, name, input } => turn.tool_use = Some((id, name, input)),
+            LlmEvent::Finished { output_tokens, .. } => usage.1 = output_tokens,
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! `GET /v1/sessions/{id}/events`: the resumable SSE stream.
+//!
+//! A stream is a reader of the journal: it replays every event after the client's cursor
+//! (`Last-Event-ID` or `?after=`), then waits for more — on the session's in-process `watch`
+//! when its agent runs here, by polling the journal when another process owns it — and ends
+//! after `done`. It never sees an event the journal does not hold. At the drain deadline it
+//! ends without `done` so the client reconnects elsewhere; a `: keepalive` comment goes out
+//! after every `--keepalive` of silence.
+//!
+//! In naive mode the first stream starts the agent loop and its disconnection cancels the
+//! session; a second stream is refused with 409.
+
+use std::{collections::HashMap, convert::Infallible, sync::atomic::Ordering};
+
+use axum::{
+    body::Body,
+    extract::{Path, Query, State},
+    http::{HeaderMap, HeaderValue, header},
+    response::{IntoResponse, Response},
+};
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tracing::Instrument;
+
+use super::{AppError, sessions::authorize};
+use crate::{
+    config::Mode,
+    session::{EventRecord, LocalSession},
+    state::AppState,
+};
+
+const PAGE: usize = 256;
+
+pub async fn events(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    authorize(&state, &id, &headers, &query).await?;
+    let after = cursor(&headers, &query)?;
+    let last = state.journal.last_seq(id.clone()).await?;
+    if after > last {
+        return Err(AppError::InvalidLastEventId(format!(
+            "event {after} is beyond the session's last event {last}"
+        )));
+    }
+    let local = state.local.get(&id);
+    if state.config.mode == Mode::Naive {
+        let Some(local) = &local else {
+            // Finished (or never started here): naive mode keeps no history to replay.
+            return Err(AppError::ResumeUnsupported);
+        };
+        if local.streamed.swap(true, Ordering::SeqCst) {
+            return Err(AppError::ResumeUnsupported);
+        }
+        local.opened.cancel();
+    }
+    let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(64);
+    let span = tracing::info_span!("stream", session_id = %id, after);
+    tokio::spawn(pump(state, id, after, local, tx).instrument(span));
+    let mut response = Body::from_stream(ReceiverStream::new(rx)).into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(response)
+}
+
+/// The client's cursor: `Last-Event-ID` wins over `?after=`; absent means 0.
+fn cursor(headers: &HeaderMap, query: &HashMap<String, String>) -> Result<u64, AppError> {
+    let raw = match headers.get("last-event-id") {
+        Some(v) => Some(v.to_str().unwrap_or("?").trim().to_string()),
+        None => query.get("after").cloned(),
+    };
+    match raw {
+        None => Ok(0),
+        Some(s) if s.is_empty() => Ok(0),
+        Some(s) => s
+            .parse()
+            .map_err(|_| AppError::InvalidLastEventId(format!("{s:?} is not an event id"))),
+    }
+}
+
+pub fn format_event(e: &EventRecord) -> Bytes {
+    Bytes::from(format!(
+        "id: {}\nevent: {}\ndata: {}\n\n",
+        e.seq, e.kind, e.data
+    ))
+}
+
+/// Counts the stream as open while it lives; in naive mode its end cancels the session.
+struct StreamGuard {
+    state: AppState,
+    naive_cancel: Option<tokio_util::sync::CancellationToken>,
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.state
+            .metrics
+            .open_streams
+            .fetch_sub(1, Ordering::Relaxed);
+        if let Some(cancel) = &self.naive_cancel {
+            cancel.cancel();
+        }
+    }
+}
+
+async fn pump(
+    state: AppState,
+    id: String,
+    mut after: u64,
+    local: Option<LocalSession>,
+    tx: mpsc::Sender<Result<Bytes, Infallible>>,
+) {
+    state.metrics.open_streams.fetch_add(1, Ordering::Relaxed);
+    let naive = state.config.mode == Mode::Naive;
+    let _guard = StreamGuard {
+        state: state.clone(),
+        naive_cancel: local.as_ref().filter(|_| naive).map(|l| l.cancel.clone()),
+    };
+    let mut appended = local.map(|l| l.emitter.subscribe());
+    let keepalive = state.config.keepalive;
+    let hard_stop = state.drain.hard_stop.clone();
+    if tx
+        .send(Ok(Bytes::from_static(b"retry: 1000\n\n")))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let mut quiet_since = tokio::time::Instant::now();
+    loop {
+        let events = match state.journal.read_after(id.clone(), after, PAGE).await {
+            Ok(events) => events,
+            Err(e) => {
+                tracing::error!(error = %e, "journal read failed; ending stream");
+                return;
+            }
+        };
+        let full_page = events.len() == PAGE;
+        for event in &events {
+            if tx.send(Ok(format_event(event))).await.is_err() {
+                tracing::info!(last_sent = after, "client went away");
+                return;
+            }
+            after = event.seq;
+            if event.is_terminal() {
+                tracing::info!(last_seq = after, "stream complete");
+                return;
+            }
+        }
+        if !events.is_empty() {
+            quiet_since = tokio::time::Instant::now();
+        }
+        if full_page {
+            continue;
+        }
+        let more = async {
+            let agent_ended = match &mut appended {
+                Some(rx) => rx.wait_for(|&seq| seq > after).await.is_err(),
+                None => {
+                    tokio::time::sleep(state.config.remote_poll).await;
+                    false
+                }
+            };
+            if agent_ended {
+                // The agent loop ended here; what is left is in the journal.
+                appended = None;
+            }
+        };
+        tokio::select! {
+            _ = more => {}
+            _ = tx.closed() => {
+                tracing::info!(last_sent = after, "client went away");
+                return;
+            }
+            _ = hard_stop.cancelled(), if !naive => {
+                tracing::info!(last_sent = after, "drain deadline: ending stream without done");
+                return;
+            }
+            _ = tokio::time::sleep_until(quiet_since + keepalive) => {
+                if tx.send(Ok(Bytes::from_static(b": keepalive\n\n"))).await.is_err() {
+                    return;
+                }
+                quiet_since = tokio::time::Instant::now();
+            }
+        }
+    }
+}

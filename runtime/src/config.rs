@@ -1,0 +1,209 @@
+//! Command-line flags of `dropzero runtime` and the resolved [`Config`] the rest of the
+//! runtime reads. Parsing and validation happen here, once; no other module looks at flags.
+//! Not for per-session settings (those arrive in the request body, see `api::sessions`).
+
+use std::{path::PathBuf, time::Duration};
+
+/// Command-line arguments of `dropzero runtime`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RuntimeArgs {
+    /// Port to listen on (0 = ephemeral; the bound address is printed on stdout).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Base URL of an Anthropic Messages API (the mock LLM, or the real thing).
+    #[arg(long, default_value = "http://127.0.0.1:8081")]
+    pub llm_url: String,
+    /// `naive` (in memory, no resume, no drain) or `resilient` (journal, resume, drain).
+    #[arg(long, value_enum, default_value_t = Mode::Resilient)]
+    pub mode: Mode,
+    /// `memory` or `sqlite:PATH` (one file may be shared by several replicas).
+    #[arg(long, default_value = "memory")]
+    pub journal: String,
+    /// This replica's id (default: random).
+    #[arg(long)]
+    pub replica_id: Option<String>,
+    /// Version label reported in metrics (a deploy changes it).
+    #[arg(long, default_value = "v1")]
+    pub version_label: String,
+    /// API key required on `POST /v1/sessions` (repeatable; none = open).
+    #[arg(long = "api-key")]
+    pub api_keys: Vec<String>,
+    /// Origin allowed to call the API from a browser (repeatable).
+    #[arg(long = "cors-origin")]
+    pub cors_origins: Vec<String>,
+    /// Largest accepted request body in bytes.
+    #[arg(long, default_value_t = 64 * 1024)]
+    pub max_body: usize,
+    /// Longest silence on an open stream before a `: keepalive` comment.
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    pub keepalive: Duration,
+    /// How long in-flight sessions may keep streaming after SIGTERM.
+    #[arg(long, default_value = "25s", value_parser = humantime::parse_duration)]
+    pub drain_timeout: Duration,
+    /// Model name sent to the LLM.
+    #[arg(long, default_value = "claude-sonnet-4-5")]
+    pub model: String,
+    /// Input price, USD per million tokens.
+    #[arg(long, default_value_t = 3.0)]
+    pub price_input_per_mtok: f64,
+    /// Output price, USD per million tokens.
+    #[arg(long, default_value_t = 15.0)]
+    pub price_output_per_mtok: f64,
+    /// Longest one step (all its LLM calls and tools) may take per attempt.
+    #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
+    pub step_timeout: Duration,
+    /// Retries of one LLM call after 429/529/5xx/connection errors/cut streams.
+    #[arg(long, default_value_t = 4)]
+    pub max_retries: u32,
+}
+
+/// How the runtime keeps sessions (docs/protocol.md §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    Naive,
+    Resilient,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Naive => "naive",
+            Mode::Resilient => "resilient",
+        }
+    }
+}
+
+/// Where the journal lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JournalSpec {
+    Memory,
+    Sqlite(PathBuf),
+}
+
+impl std::str::FromStr for JournalSpec {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> anyhow::Result<Self> {
+        match s {
+            "memory" => Ok(JournalSpec::Memory),
+            _ => match s.strip_prefix("sqlite:") {
+                Some(path) if !path.is_empty() => Ok(JournalSpec::Sqlite(PathBuf::from(path))),
+                _ => anyhow::bail!("--journal {s:?}: expected `memory` or `sqlite:PATH`"),
+            },
+        }
+    }
+}
+
+/// Token prices used for `cost_usd` and the cost budget.
+#[derive(Debug, Clone, Copy)]
+pub struct Prices {
+    pub input_per_mtok: f64,
+    pub output_per_mtok: f64,
+}
+
+impl Prices {
+    pub fn cost(&self, input_tokens: u64, output_tokens: u64) -> f64 {
+        (input_tokens as f64 * self.input_per_mtok + output_tokens as f64 * self.output_per_mtok)
+            / 1e6
+    }
+}
+
+/// Retry policy for LLM calls (see `agent::retry`).
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub max_retries: u32,
+    pub base: Duration,
+    pub max: Duration,
+}
+
+/// The resolved configuration every part of the runtime reads.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub mode: Mode,
+    pub llm_url: String,
+    pub model: String,
+    pub replica_id: String,
+    pub version_label: String,
+    pub api_keys: Vec<String>,
+    pub cors_origins: Vec<String>,
+    pub max_body: usize,
+    pub keepalive: Duration,
+    pub drain_timeout: Duration,
+    pub prices: Prices,
+    pub step_timeout: Duration,
+    pub retry: RetryPolicy,
+    /// Simulated latency of every tool call.
+    pub tool_latency: Duration,
+    /// How often a stream polls the journal for a session another process owns.
+    pub remote_poll: Duration,
+}
+
+impl Config {
+    /// Defaults suited to tests: talks to `llm_url`, resilient mode, fast retries.
+    pub fn new(llm_url: impl Into<String>) -> Config {
+        Config {
+            mode: Mode::Resilient,
+            llm_url: llm_url.into(),
+            model: "claude-sonnet-4-5".into(),
+            replica_id: random_replica_id(),
+            version_label: "v1".into(),
+            api_keys: Vec::new(),
+            cors_origins: Vec::new(),
+            max_body: 64 * 1024,
+            keepalive: Duration::from_secs(15),
+            drain_timeout: Duration::from_secs(25),
+            prices: Prices {
+                input_per_mtok: 3.0,
+                output_per_mtok: 15.0,
+            },
+            step_timeout: Duration::from_secs(120),
+            retry: RetryPolicy {
+                max_retries: 4,
+                base: Duration::from_millis(10),
+                max: Duration::from_millis(200),
+            },
+            tool_latency: Duration::from_millis(5),
+            remote_poll: Duration::from_millis(25),
+        }
+    }
+
+    /// Resolve the command line; the journal spec is returned alongside because opening it
+    /// is I/O and belongs to `run`.
+    pub fn from_args(args: &RuntimeArgs) -> anyhow::Result<(Config, JournalSpec)> {
+        let journal: JournalSpec = args.journal.parse()?;
+        if args.mode == Mode::Naive && journal != JournalSpec::Memory {
+            anyhow::bail!("--mode naive keeps sessions in memory; drop --journal");
+        }
+        if args.keepalive.is_zero() {
+            anyhow::bail!("--keepalive must be positive");
+        }
+        let mut config = Config::new(args.llm_url.trim_end_matches('/'));
+        config.mode = args.mode;
+        config.model = args.model.clone();
+        if let Some(id) = &args.replica_id {
+            config.replica_id = id.clone();
+        }
+        config.version_label = args.version_label.clone();
+        config.api_keys = args.api_keys.clone();
+        config.cors_origins = args.cors_origins.clone();
+        config.max_body = args.max_body;
+        config.keepalive = args.keepalive;
+        config.drain_timeout = args.drain_timeout;
+        config.prices = Prices {
+            input_per_mtok: args.price_input_per_mtok,
+            output_per_mtok: args.price_output_per_mtok,
+        };
+        config.step_timeout = args.step_timeout;
+        config.retry = RetryPolicy {
+            max_retries: args.max_retries,
+            base: std::time::Duration::from_millis(200),
+            max: std::time::Duration::from_secs(5),
+        };
+        config.tool_latency = Duration::from_millis(50);
+        Ok((config, journal))
+    }
+}
+
+fn random_replica_id() -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("r_{}", &id[..8])
+}

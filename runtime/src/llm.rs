@@ -1,0 +1,260 @@
+//! A streaming client for the Anthropic Messages API (`POST {base}/v1/messages`,
+//! `"stream": true`), reading the response with the workspace SSE parser. It turns the wire
+//! events into [`LlmEvent`]s and classifies failures as retryable or not.
+//!
+//! Not for retries, budgets or prefill policy: the agent decides those (see `agent::worker`).
+
+use std::{collections::VecDeque, pin::Pin};
+
+use bytes::Bytes;
+use dropzero_sse::{Item, Limits, Parser};
+use futures::{Stream, StreamExt};
+use serde_json::{Value, json};
+
+/// Why an LLM call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LlmError {
+    #[error("LLM answered HTTP {status}: {body}")]
+    Status { status: u16, body: String },
+    #[error("LLM connection failed: {0}")]
+    Connect(#[source] reqwest::Error),
+    #[error("LLM stream cut after {received_tokens} tokens: {reason}")]
+    Cut {
+        received_tokens: u64,
+        reason: String,
+    },
+    #[error("LLM stream error event {kind}: {message}")]
+    Api { kind: String, message: String },
+    #[error("LLM sent something we cannot read: {0}")]
+    Protocol(String),
+}
+
+impl LlmError {
+    /// 429, 529, 5xx, connection errors, cut streams and overload events are worth retrying.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            LlmError::Status { status, .. } => *status == 429 || *status >= 500,
+            LlmError::Connect(_) | LlmError::Cut { .. } => true,
+            LlmError::Api { kind, .. } => {
+                matches!(
+                    kind.as_str(),
+                    "overloaded_error" | "api_error" | "rate_limit_error"
+                )
+            }
+            LlmError::Protocol(_) => false,
+        }
+    }
+}
+
+/// One request: the conversation so far and who is asking (for the mock's behaviour and ledger).
+#[derive(Debug, Clone)]
+pub struct LlmRequest {
+    pub role: &'static str,
+    pub session_id: String,
+    pub messages: Vec<Value>,
+    pub tools: Option<Value>,
+    pub max_tokens: u64,
+}
+
+/// What the caller sees of a streaming response, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LlmEvent {
+    Started {
+        input_tokens: u64,
+    },
+    Text(String),
+    ToolUse {
+        id: String,
+        name: String,
+        input: Value,
+    },
+    Finished {
+        stop_reason: String,
+        output_tokens: u64,
+    },
+}
+
+/// A cheap-to-clone client (one connection pool per process).
+#[derive(Debug, Clone)]
+pub struct LlmClient {
+    http: reqwest::Client,
+    base: String,
+    model: String,
+}
+
+impl LlmClient {
+    pub fn new(base: &str, model: &str) -> LlmClient {
+        LlmClient {
+            http: reqwest::Client::builder()
+                .connect_timeout(std::time::Duration::from_secs(5))
+                .build()
+                .unwrap_or_default(),
+            base: base.trim_end_matches('/').to_string(),
+            model: model.to_string(),
+        }
+    }
+
+    /// Send the request and return the response as a stream of events.
+    pub async fn stream(&self, req: &LlmRequest) -> Result<LlmStream, LlmError> {
+        let mut body = json!({
+            "model": self.model,
+            "max_tokens": req.max_tokens,
+            "stream": true,
+            "messages": req.messages,
+            "metadata": {"user_id": req.session_id},
+        });
+        if let Some(tools) = &req.tools {
+            body["tools"] = tools.clone();
+        }
+        let response = self
+            .http
+            .post(format!("{}/v1/messages", self.base))
+            .header("anthropic-version", "2023-06-01")
+            .header("x-dropzero-role", req.role)
+            .header("x-dropzero-session", &req.session_id)
+            .json(&body)
+            .send()
+            .await
+            .map_err(LlmError::Connect)?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = response.text().await.unwrap_or_default();
+            return Err(LlmError::Status {
+                status: status.as_u16(),
+                body: body.chars().take(500).collect(),
+            });
+        }
+        Ok(LlmStream {
+            body: Box::pin(response.bytes_stream()),
+            parser: Parser::new(Limits::default()),
+            items: Vec::new(),
+            queue: VecDeque::new(),
+            tool: None,
+            text_tokens: 0,
+            finished: false,
+        })
+    }
+}
+
+type BodyStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+
+/// A response being read. `next` yields events until `Finished`, then `None`.
+pub struct LlmStream {
+    body: BodyStream,
+    parser: Parser,
+    items: Vec<Item>,
+    queue: VecDeque<LlmEvent>,
+    /// The tool_use block being assembled: id, name, partial JSON input.
+    tool: Option<(String, String, String)>,
+    text_tokens: u64,
+    finished: bool,
+}
+
+impl LlmStream {
+    pub async fn next(&mut self) -> Result<Option<LlmEvent>, LlmError> {
+        loop {
+            if let Some(event) = self.queue.pop_front() {
+                return Ok(Some(event));
+            }
+            if self.finished {
+                return Ok(None);
+            }
+            let cut = |reason: String, tokens| LlmError::Cut {
+                received_tokens: tokens,
+                reason,
+            };
+            match self.body.next().await {
+                Some(Ok(chunk)) => {
+                    self.parser
+                        .feed(&chunk, &mut self.items)
+                        .map_err(|e| LlmError::Protocol(e.to_string()))?;
+                    for item in std::mem::take(&mut self.items) {
+                        if let Item::Event(ev) = item {
+                            self.on_event(&ev.event, &ev.data)?;
+                        }
+                    }
+                }
+                Some(Err(e)) => return Err(cut(e.to_string(), self.text_tokens)),
+                None => {
+                    return Err(cut(
+                        "response ended before message_stop".into(),
+                        self.text_tokens,
+                    ));
+                }
+            }
+        }
+    }
+
+    fn on_event(&mut self, kind: &str, data: &str) -> Result<(), LlmError> {
+        if kind == "ping" {
+            return Ok(());
+        }
+        let v: Value = serde_json::from_str(data)
+            .map_err(|e| LlmError::Protocol(format!("{kind} data is not JSON: {e}")))?;
+        match kind {
+            "message_start" => {
+                let input_tokens = v["message"]["usage"]["input_tokens"].as_u64().unwrap_or(0);
+                self.queue.push_back(LlmEvent::Started { input_tokens });
+            }
+            "content_block_start" if v["content_block"]["type"] == "tool_use" => {
+                let block = &v["content_block"];
+                self.tool = Some((
+                    block["id"].as_str().unwrap_or_default().to_string(),
+                    block["name"].as_str().unwrap_or_default().to_string(),
+                    String::new(),
+                ));
+            }
+            "content_block_delta" => match v["delta"]["type"].as_str() {
+                Some("text_delta") => {
+                    let text = v["delta"]["text"].as_str().unwrap_or_default();
+                    self.text_tokens += 1;
+                    self.queue.push_back(LlmEvent::Text(text.to_string()));
+                }
+                Some("input_json_delta") => {
+                    if let Some((_, _, json)) = &mut self.tool {
+                        json.push_str(v["delta"]["partial_json"].as_str().unwrap_or_default());
+                    }
+                }
+                _ => {}
+            },
+            "content_block_stop" => {
+                if let Some((id, name, json)) = self.tool.take() {
+                    let input = if json.trim().is_empty() {
+                        json!({})
+                    } else {
+                        serde_json::from_str(&json)
+                            .map_err(|e| LlmError::Protocol(format!("tool input: {e}")))?
+                    };
+                    self.queue.push_back(LlmEvent::ToolUse { id, name, input });
+                }
+            }
+            "message_delta" => {
+                let stop_reason = v["delta"]["stop_reason"].as_str().unwrap_or("end_turn");
+                let output_tokens = v["usage"]["output_tokens"]
+                    .as_u64()
+                    .unwrap_or(self.text_tokens);
+                self.queue.push_back(LlmEvent::Finished {
+                    stop_reason: stop_reason.to_string(),
+                    output_tokens,
+                });
+            }
+            "message_stop" => self.finished = true,
+            "error" => {
+                return Err(LlmError::Api {
+                    kind: v["error"]["type"].as_str().unwrap_or("error").to_string(),
+                    message: v["error"]["message"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                });
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Text tokens received so far (what a cut response is billed for, at least).
+    pub fn text_tokens(&self) -> u64 {
+        self.text_tokens
+    }
+}

@@ -1,0 +1,179 @@
+//! What a session is: its durable record ([`SessionRecord`]), its status and usage, the
+//! events it emits ([`EventRecord`]), and the registry of sessions whose agent loop runs in
+//! this process ([`LocalSessions`]). Not for HTTP (see `api`) or storage (see `journal`).
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::SystemTime,
+};
+
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+/// Where a session stands. `Running` is the only non-terminal status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionStatus {
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+    BudgetExceeded,
+}
+
+impl SessionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionStatus::Running => "running",
+            SessionStatus::Completed => "completed",
+            SessionStatus::Failed => "failed",
+            SessionStatus::Cancelled => "cancelled",
+            SessionStatus::BudgetExceeded => "budget_exceeded",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<SessionStatus> {
+        Some(match s {
+            "running" => SessionStatus::Running,
+            "completed" => SessionStatus::Completed,
+            "failed" => SessionStatus::Failed,
+            "cancelled" => SessionStatus::Cancelled,
+            "budget_exceeded" => SessionStatus::BudgetExceeded,
+            _ => return None,
+        })
+    }
+}
+
+/// Per-session limits from the request body; every field optional.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Budget {
+    pub max_output_tokens: Option<u64>,
+    pub max_cost_usd: Option<f64>,
+    pub max_duration_s: Option<f64>,
+}
+
+/// Cumulative token usage and cost, as reported in `usage` and `done` events.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cost_usd: f64,
+}
+
+/// A session as the journal stores it.
+///
+/// `owner` and `lease_expires_at_ms` are the seam for takeover: today the creating replica
+/// owns its session until it ends; a later change heartbeats the lease and lets another
+/// replica claim sessions whose lease expired.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub session_id: String,
+    pub resume_token: String,
+    pub idempotency_key: Option<String>,
+    pub query: String,
+    pub budget: Budget,
+    pub metadata: Option<serde_json::Value>,
+    pub status: SessionStatus,
+    pub owner: Option<String>,
+    pub lease_expires_at_ms: Option<i64>,
+    pub created_at: String,
+    pub last_seq: u64,
+    pub usage: Usage,
+}
+
+impl SessionRecord {
+    /// A fresh session owned by `replica_id`.
+    pub fn new(
+        replica_id: &str,
+        query: String,
+        budget: Budget,
+        metadata: Option<serde_json::Value>,
+        idempotency_key: Option<String>,
+    ) -> SessionRecord {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        SessionRecord {
+            session_id: format!("s_{id}"),
+            resume_token: format!("rt_{token}"),
+            idempotency_key,
+            query,
+            budget,
+            metadata,
+            status: SessionStatus::Running,
+            owner: Some(replica_id.to_string()),
+            lease_expires_at_ms: None,
+            created_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            last_seq: 0,
+            usage: Usage::default(),
+        }
+    }
+}
+
+/// One journaled event: what an SSE client receives as `id`, `event` and `data`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventRecord {
+    pub session_id: String,
+    pub seq: u64,
+    pub kind: String,
+    /// One-line JSON.
+    pub data: String,
+}
+
+impl EventRecord {
+    pub fn is_terminal(&self) -> bool {
+        self.kind == "done"
+    }
+}
+
+/// A session whose agent loop runs in this process.
+#[derive(Debug, Clone)]
+pub struct LocalSession {
+    /// Cancelled by `DELETE` (or, in naive mode, by the stream's client going away).
+    pub cancel: CancellationToken,
+    /// The session's event writer; streams subscribe to it to wait instead of polling.
+    pub emitter: Arc<crate::emitter::Emitter>,
+    /// Cancelled when the agent may start: at once in resilient mode, when the first stream
+    /// opens in naive mode (the agent loop is tied to that stream).
+    pub opened: CancellationToken,
+    /// Naive mode: whether a stream already claimed the session.
+    pub streamed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Sessions whose agent loop runs here, by id. The count is the autoscaling signal.
+#[derive(Debug, Default)]
+pub struct LocalSessions {
+    inner: Mutex<HashMap<String, LocalSession>>,
+}
+
+impl LocalSessions {
+    pub fn insert(&self, id: &str, session: LocalSession) {
+        self.lock().insert(id.to_string(), session);
+    }
+
+    pub fn remove(&self, id: &str) {
+        self.lock().remove(id);
+    }
+
+    pub fn get(&self, id: &str) -> Option<LocalSession> {
+        self.lock().get(id).cloned()
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn ids(&self) -> Vec<String> {
+        self.lock().keys().cloned().collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, LocalSession>> {
+        // A panic while holding this lock cannot leave the map inconsistent (single ops).
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}

@@ -1,0 +1,55 @@
+//! Full sessions over real HTTP against the LLM stub: events, digest, resume at every seq.
+
+mod support;
+
+use dropzero_runtime::Config;
+use serde_json::json;
+use support::{Resume, create, digest, memory, read, serve, stub_llm, verify};
+
+#[tokio::test]
+async fn session_completes_and_resumes_at_every_seq() {
+    let (llm, _stub) = stub_llm::start(stub_llm::Stub::default()).await;
+    let rt = serve(Config::new(&llm), memory()).await;
+    let s = create(&rt.base, json!({"query": "explain [dz tokens=12] [dz tool=search]"})).await;
+    let all = read(&rt.base, &s, Resume::Start, None).await;
+    let done = verify(&all, 1);
+    assert_eq!(done["status"], "completed", "{all:#?}");
+    assert_eq!(done["content_sha256"], json!(digest(&all)));
+    assert_eq!(all[0].kind, "session");
+    let kinds: Vec<&str> = all.iter().map(|e| e.kind.as_str()).collect();
+    let plan_at = kinds.iter().position(|k| *k == "plan").unwrap();
+    assert!(plan_at < kinds.iter().position(|k| *k == "step").unwrap());
+    assert_eq!(kinds.iter().filter(|k| **k == "token").count(), 12);
+    assert!(kinds.contains(&"tool") && kinds.contains(&"usage"), "{kinds:?}");
+    let last = done["last_seq"].as_u64().unwrap();
+    for k in 0..=last {
+        for resume in [Resume::Header(k), Resume::Query(k)] {
+            let tail = read(&rt.base, &s, resume, None).await;
+            assert_eq!(tail, all[k as usize..].to_vec(), "resume {resume:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn resume_mid_session_loses_and_repeats_nothing() {
+    let (llm, _stub) = stub_llm::start(stub_llm::Stub {
+        gap: std::time::Duration::from_millis(2),
+        ..Default::default()
+    })
+    .await;
+    let rt = serve(Config::new(&llm), memory()).await;
+    let s = create(&rt.base, json!({"query": "long [dz tokens=60] [dz steps=3]"})).await;
+    let mut seen = Vec::new();
+    loop {
+        let after = seen.last().map_or(0, |e: &support::Ev| e.seq);
+        let part = read(&rt.base, &s, Resume::Header(after), Some(7)).await;
+        let finished = part.last().is_some_and(|e| e.kind == "done");
+        seen.extend(part);
+        if finished {
+            break;
+        }
+    }
+    let done = verify(&seen, 1);
+    assert_eq!(done["status"], "completed");
+    assert_eq!(done["content_sha256"], json!(digest(&seen)));
+}
