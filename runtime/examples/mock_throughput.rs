@@ -32,22 +32,32 @@ impl Server {
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
         let thread = std::thread::spawn(move || -> anyhow::Result<Duration> {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
             rt.block_on(async {
                 let listener = tokio::net::TcpListener::from_std(listener)?;
                 mock::serve(listener, MockConfig { seed: 1, profile }, token).await
             })?;
             let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_THREAD)?;
             let (u, s) = (usage.user_time(), usage.system_time());
-            Ok(Duration::from_micros((u.tv_sec() * 1_000_000 + u.tv_usec()) as u64)
-                + Duration::from_micros((s.tv_sec() * 1_000_000 + s.tv_usec()) as u64))
+            Ok(
+                Duration::from_micros((u.tv_sec() * 1_000_000 + u.tv_usec()) as u64)
+                    + Duration::from_micros((s.tv_sec() * 1_000_000 + s.tv_usec()) as u64),
+            )
         });
-        Ok(Server { addr, shutdown, thread })
+        Ok(Server {
+            addr,
+            shutdown,
+            thread,
+        })
     }
 
     fn stop(self) -> anyhow::Result<Duration> {
         self.shutdown.cancel();
-        self.thread.join().map_err(|_| anyhow::anyhow!("server thread panicked"))?
+        self.thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("server thread panicked"))?
     }
 }
 
@@ -62,7 +72,11 @@ async fn stream(
         "model": "bench", "max_tokens": 1_000_000, "stream": true,
         "messages": [{"role": "user", "content": format!("bench [dz tokens={tokens}]")}],
     });
-    let resp = http.post(format!("http://{addr}/v1/messages")).json(&body).send().await?;
+    let resp = http
+        .post(format!("http://{addr}/v1/messages"))
+        .json(&body)
+        .send()
+        .await?;
     let mut parser = Parser::new(Limits::default());
     let (mut items, mut bytes) = (Vec::new(), resp.bytes_stream());
     while let Some(chunk) = bytes.next().await {
@@ -79,14 +93,23 @@ async fn stream(
 
 fn main() -> anyhow::Result<()> {
     let arg = |i: usize, default: u64| -> anyhow::Result<u64> {
-        std::env::args().nth(i).map_or(Ok(default), |a| a.parse().context("numeric argument"))
+        std::env::args()
+            .nth(i)
+            .map_or(Ok(default), |a| a.parse().context("numeric argument"))
     };
     let (clients, tokens, secs) = (arg(1, 64)?, arg(2, 2000)? as u32, arg(3, 5)?);
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let http = reqwest::Client::builder().pool_max_idle_per_host(clients as usize).build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients as usize)
+        .build()?;
 
     // 1. Throughput: zero latency, `clients` streams back to back for `secs` seconds.
-    let server = Server::start(Profile { max_concurrent: 1 << 20, ..Profile::zero_latency() })?;
+    let server = Server::start(Profile {
+        max_concurrent: 1 << 20,
+        ..Profile::zero_latency()
+    })?;
     let deadline = Instant::now() + Duration::from_secs(secs);
     let started = Instant::now();
     let counts = rt.block_on(futures::future::join_all((0..clients).map(|_| {
@@ -113,7 +136,10 @@ fn main() -> anyhow::Result<()> {
     let gap = Duration::from_millis(2);
     let profile = Profile {
         ttft: LatencySpec::ZERO,
-        itl: LatencySpec { median: gap, p99: gap },
+        itl: LatencySpec {
+            median: gap,
+            p99: gap,
+        },
         max_concurrent: 1 << 20,
         ..Profile::fast()
     };
