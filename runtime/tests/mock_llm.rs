@@ -570,3 +570,41 @@ fn sampled_gaps_have_the_configured_median_and_p99() {
     assert!((2.5..3.6).contains(&p99), "p99 {p99}");
     assert_eq!(mock::load_multiplier(30, 20, 1.0), 1.5);
 }
+
+#[tokio::test]
+async fn openai_worker_gets_tool_calls_then_text() {
+    let m = Mock::fast().await;
+    let worker = [("x-dropzero-role", "worker")];
+    let tools = json!([{"type": "function", "function": {"name": "search", "parameters": {}}}]);
+    let task = "look [dz tokens=4] [dz tool=search]";
+    let mut body = json!({"model": "g", "tools": tools, "messages": user(task)});
+    let v: Value = m
+        .post("/v1/chat/completions", &worker, &body)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
+    let call = &v["choices"][0]["message"]["tool_calls"][0];
+    assert_eq!(call["function"]["name"], "search");
+    let args = call["function"]["arguments"].as_str().expect("arguments");
+    assert!(serde_json::from_str::<Value>(args).is_ok());
+    if let Some(msgs) = body["messages"].as_array_mut() {
+        msgs.push(json!({"role": "assistant", "content": null, "tool_calls": [call]}));
+        msgs.push(json!({"role": "tool", "tool_call_id": call["id"], "content": "found"}));
+    }
+    body["stream"] = json!(true);
+    let (events, clean) = sse(m.post("/v1/chat/completions", &worker, &body).await).await;
+    assert!(clean);
+    let chunks: Vec<Value> = events[..events.len() - 1].iter().map(data).collect();
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(text.split_whitespace().count(), 4);
+    assert_eq!(
+        chunks[chunks.len() - 1]["choices"][0]["finish_reason"],
+        "stop"
+    );
+    m.stop().await;
+}
