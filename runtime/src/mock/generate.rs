@@ -90,9 +90,7 @@ async fn produce(state: Arc<State>, mut job: Job, mut wire: Box<dyn Wire>, tx: T
         if verdict.cut_after == Some(emitted) {
             state.ledger.record(session, Entry::Cut);
             tracing::info!(tokens = emitted, "fault: cutting the stream");
-            let cut = std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "fault: cut");
-            // The error makes hyper abort the connection: no terminating chunk, no stop event.
-            let _ = tx.send(Err(cut)).await;
+            abort(&tx, "fault: cut").await;
             return;
         }
         if verdict.stream_error_after == Some(emitted) {
@@ -102,10 +100,7 @@ async fn produce(state: Arc<State>, mut job: Job, mut wire: Box<dyn Wire>, tx: T
                     let _ = send(&state, &tx, Some(bytes)).await;
                 }
                 // A whole-body response has no way to say it mid-way: abort it.
-                None => {
-                    let err = std::io::Error::other("fault: in-stream error");
-                    let _ = tx.send(Err(err)).await;
-                }
+                None => abort(&tx, "fault: in-stream error").await,
             }
             return;
         }
@@ -149,15 +144,48 @@ async fn produce(state: Arc<State>, mut job: Job, mut wire: Box<dyn Wire>, tx: T
     let _ = send(&state, &tx, Some(end)).await;
 }
 
+/// The server is stopping: end this response as a broken connection (it is one), without
+/// waiting for the client.
+async fn shut_down(tx: &Tx) {
+    let err = std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "mock shutting down");
+    let _ = tx.try_send(Err(err));
+}
+
+/// Close the connection abruptly (no terminating chunk, no stop event) once the tokens
+/// already sent have reached the socket.
+async fn abort(tx: &Tx, why: &'static str) {
+    // Hyper drops its unflushed write buffer when the body fails, so first wait until it has
+    // taken every queued frame (it flushes before asking for the next one), bounded in time.
+    let drained = async {
+        while tx.capacity() < tx.max_capacity() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    tokio::select! {
+        _ = tokio::time::timeout(Duration::from_secs(1), drained) => {}
+        _ = tx.closed() => return,
+    }
+    let err = std::io::Error::new(std::io::ErrorKind::ConnectionAborted, why);
+    let _ = tx.send(Err(err)).await;
+}
+
 /// Sleep `delay` unless the client leaves or the server shuts down first (then `false`).
 async fn wait(state: &State, tx: &Tx, delay: Duration) -> bool {
     if delay.is_zero() {
-        return !tx.is_closed() && !state.shutdown.is_cancelled();
+        if state.shutdown.is_cancelled() {
+            shut_down(tx).await;
+            return false;
+        }
+        return !tx.is_closed();
     }
     tokio::select! {
         _ = tokio::time::sleep(delay) => true,
         _ = tx.closed() => false,
-        _ = state.shutdown.cancelled() => false,
+        _ = state.shutdown.cancelled() => {
+            shut_down(tx).await;
+            false
+        }
     }
 }
 
@@ -168,6 +196,9 @@ async fn send(state: &State, tx: &Tx, bytes: Option<Bytes>) -> bool {
     };
     tokio::select! {
         r = tx.send(Ok(bytes)) => r.is_ok(),
-        _ = state.shutdown.cancelled() => false,
+        _ = state.shutdown.cancelled() => {
+            shut_down(tx).await;
+            false
+        }
     }
 }

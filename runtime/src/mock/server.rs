@@ -125,10 +125,7 @@ pub fn app(state: Arc<State>) -> Router {
         )
         .route("/mock/ledger", get(ledger))
         .route("/mock/ledger/reset", post(reset_ledger))
-        .route(
-            "/healthz",
-            get(|| async { axum::Json(json!({"status": "ok"})) }),
-        )
+        .route("/healthz", get(healthz))
         .with_state(state)
 }
 
@@ -297,7 +294,12 @@ async fn get_faults(Extract(state): Extract<Arc<State>>) -> Response {
 }
 
 async fn set_faults(Extract(state): Extract<Arc<State>>, body: Bytes) -> Response {
-    let spec: FaultSpec = match serde_json::from_slice(&body) {
+    // Via `Value` first: serde would otherwise accept a JSON array as a struct.
+    let spec = serde_json::from_slice::<Value>(&body).and_then(|v| match v {
+        Value::Object(_) => serde_json::from_value::<FaultSpec>(v),
+        _ => Err(serde::de::Error::custom("expected a JSON object")),
+    });
+    let spec = match spec {
         Ok(s) => s,
         Err(e) => {
             return control_error(StatusCode::BAD_REQUEST, format!("invalid fault spec: {e}"));
@@ -318,6 +320,12 @@ async fn clear_faults(Extract(state): Extract<Arc<State>>) -> Response {
     state.faults.clear();
     tracing::info!("fault window cleared");
     axum::Json(faults_body(&state)).into_response()
+}
+
+/// Alive; `open_streams` lets tests await "every generator has stopped".
+async fn healthz(Extract(state): Extract<Arc<State>>) -> Response {
+    let open = state.open.load(Ordering::Relaxed);
+    axum::Json(json!({"status": "ok", "open_streams": open})).into_response()
 }
 
 async fn ledger(Extract(state): Extract<Arc<State>>) -> Response {

@@ -144,8 +144,8 @@ pub fn continue_after(full: Vec<String>, prefill: &str) -> Vec<String> {
         }
         if let Some(after) = rest.strip_prefix(token.as_str()) {
             rest = after;
-        } else if token.starts_with(rest) {
-            let remainder = token[rest.len()..].to_owned();
+        } else if let Some(remainder) = token.strip_prefix(rest) {
+            let remainder = remainder.to_owned();
             return std::iter::once(remainder)
                 .chain(full.into_iter().skip(i + 1))
                 .collect();
@@ -185,6 +185,28 @@ impl Directives {
             rest = &after[end..];
         }
         d
+    }
+}
+
+/// The text in a message `content` as both APIs write it: a string, or a list of blocks whose
+/// `text` (and, for tool results, nested `content`) is collected in order.
+pub fn text_of(content: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(blocks) => blocks
+            .iter()
+            .map(|b| match b {
+                Value::String(s) => s.clone(),
+                Value::Object(o) => match (o.get("text"), o.get("content")) {
+                    (Some(Value::String(t)), _) => t.clone(),
+                    (_, Some(inner)) => text_of(inner),
+                    _ => String::new(),
+                },
+                _ => String::new(),
+            })
+            .collect(),
+        _ => String::new(),
     }
 }
 
@@ -255,27 +277,5 @@ mod tests {
         assert_ne!(base, ContentKey { seed: 2, ..key }.digest());
         assert_ne!(base, ContentKey { model: "n", ..key }.digest());
         assert_ne!(base, ContentKey { system: "s", ..key }.digest());
-    }
-}
-
-/// The text in a message `content` as both APIs write it: a string, or a list of blocks whose
-/// `text` (and, for tool results, nested `content`) is collected in order.
-pub fn text_of(content: &serde_json::Value) -> String {
-    use serde_json::Value;
-    match content {
-        Value::String(s) => s.clone(),
-        Value::Array(blocks) => blocks
-            .iter()
-            .map(|b| match b {
-                Value::String(s) => s.clone(),
-                Value::Object(o) => match (o.get("text"), o.get("content")) {
-                    (Some(Value::String(t)), _) => t.clone(),
-                    (_, Some(inner)) => text_of(inner),
-                    _ => String::new(),
-                },
-                _ => String::new(),
-            })
-            .collect(),
-        _ => String::new(),
     }
 }
