@@ -292,7 +292,7 @@ fn overrides_are_applied_and_errors_name_the_flag() {
 }
 
 #[test]
-fn defaults_fill_in_and_time_scale_applies_to_every_duration_and_rate() {
+fn defaults_fill_in_and_time_scale_applies_to_every_duration_but_the_llm_speed() {
     let src = BASE.replace("duration = \"10m\"", "duration = \"10m\"\ntime_scale = 0.1");
     let plan = parse_with(&src, &Overrides::default()).expect("valid");
     assert_eq!(plan.duration, Duration::from_secs(60));
@@ -320,10 +320,11 @@ fn defaults_fill_in_and_time_scale_applies_to_every_duration_and_rate() {
             p99: Duration::from_secs(60)
         })
     );
-    assert!((plan.sessions.tokens_per_second - 300.0).abs() < 1e-9);
-    let expected_itl = Duration::from_secs_f64(1.0 / 300.0);
+    // The LLM's speed is never scaled: 30 tokens/s and a 700 ms TTFT stay as they are.
+    assert!((plan.sessions.tokens_per_second - 30.0).abs() < 1e-9);
+    let expected_itl = Duration::from_secs_f64(1.0 / 30.0);
     assert_eq!(plan.llm.itl.median, expected_itl);
-    assert_eq!(plan.llm.ttft.median, Duration::from_millis(70));
+    assert_eq!(plan.llm.ttft.median, Duration::from_millis(700));
     // Data-loss gates are always on.
     let names: Vec<_> = plan.gates.iter().map(Gate::name).collect();
     assert_eq!(
