@@ -97,7 +97,8 @@ async fn messages(State(stub): State<Arc<Stub>>, headers: HeaderMap, Json(body):
         let runaway = first.contains("[dz runaway]");
         let plan: Vec<Value> = (1..=steps)
             .map(|i| {
-                let mut task = format!("step {i} of {first:?} [dz tokens={}]", tokens / steps);
+                let topic: String = first.split('[').next().unwrap_or("").trim().to_string();
+                let mut task = format!("step {i} of {topic} [dz tokens={}]", tokens / steps);
                 if runaway {
                     task.push_str(" [dz runaway]");
                 }
