@@ -81,6 +81,15 @@ pub enum Resume {
 
 /// Read a stream until it ends (or `max` events arrived, then disconnect).
 pub async fn read(base: &str, s: &Created, resume: Resume, max: Option<usize>) -> Vec<Ev> {
+    tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        read_inner(base, s, resume, max),
+    )
+    .await
+    .expect("stream did not end within 20 s")
+}
+
+async fn read_inner(base: &str, s: &Created, resume: Resume, max: Option<usize>) -> Vec<Ev> {
     let mut url = format!("{base}/v1/sessions/{}/events", s.id);
     if let Resume::Query(k) = resume {
         url.push_str(&format!("?after={k}"));
