@@ -113,18 +113,9 @@ async fn parse_body(
     })?;
     let de = &mut serde_json::Deserializer::from_slice(&bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
-        let mut field = e.path().to_string();
+        // The path already ends in an unknown field's name.
+        let field = e.path().to_string();
         let message = e.inner().to_string();
-        // serde names an unknown field in the message, not the path: append it.
-        if let Some(rest) = message.strip_prefix("unknown field `")
-            && let Some(name) = rest.split('`').next()
-        {
-            field = if field == "." {
-                name.to_string()
-            } else {
-                format!("{field}.{name}")
-            };
-        }
         let field = (field != ".").then_some(field);
         AppError::invalid(message, field.as_deref())
     })
