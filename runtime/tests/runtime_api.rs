@@ -64,8 +64,9 @@ async fn bad_bodies_name_the_field() {
         (r#"{"query":"x","budget":{"nope":1}}"#, Some("budget.nope")),
         (r#"{"query":""}"#, Some("query")),
         (r#"{"query":7}"#, Some("query")),
-        (r#"{}"#, None),
-        (r#"{"query":"#, None),
+        (r#"{}"#, Some("query")),
+        (r#"{"query":"#, Some("query")),
+        (r#"[1]"#, None),
     ] {
         let (status, _, b) = call(&st, create_req(body)).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");

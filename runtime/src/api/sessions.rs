@@ -114,8 +114,18 @@ async fn parse_body(
     let de = &mut serde_json::Deserializer::from_slice(&bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         // The path already ends in an unknown field's name.
-        let field = e.path().to_string();
+        let mut field = e.path().to_string();
         let message = e.inner().to_string();
+        // A missing field is named in the message, not the path.
+        if let Some(rest) = message.strip_prefix("missing field `")
+            && let Some(name) = rest.split('`').next()
+        {
+            field = if field == "." {
+                name.to_string()
+            } else {
+                format!("{field}.{name}")
+            };
+        }
         let field = (field != ".").then_some(field);
         AppError::invalid(message, field.as_deref())
     })
