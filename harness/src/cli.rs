@@ -1,11 +1,14 @@
 //! The command line: one enum of subcommands and one dispatch. Exit codes are chosen here
 //! and only here: 0 every gate passed, 1 a gate failed, 2 the harness itself failed.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
+
+use crate::scenario;
 
 /// Every gate passed.
 pub const EXIT_OK: u8 = 0;
@@ -27,15 +30,110 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run a scenario: start its target, drive the load, inject its faults, write a report.
+    /// Exit 0 when every gate passes, 1 when one fails, 2 when the harness itself fails.
+    Run(RunArgs),
+    /// Parse and check a scenario file without running it.
+    Validate(ScenarioArgs),
+    /// Re-render report.md and junit.xml from a report.json (exit code from its gates).
+    Report {
+        /// Path to a report.json written by `dropzero run`.
+        report: PathBuf,
+    },
     /// Serve the reference SSE agent runtime.
     Runtime(dropzero_runtime::RuntimeArgs),
     /// Serve the mock LLM provider (Anthropic and OpenAI streaming APIs, with a billing ledger).
     MockLlm(dropzero_runtime::mock::MockArgs),
 }
 
+/// A scenario file plus the command-line overrides every scenario command accepts.
+#[derive(Debug, clap::Args)]
+pub struct ScenarioArgs {
+    /// The scenario file (TOML).
+    pub scenario: PathBuf,
+    /// Override the scenario's seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Override the scenario's time_scale (every duration is multiplied by it).
+    #[arg(long)]
+    pub time_scale: Option<f64>,
+    /// Override any scenario value, e.g. `--set target.replicas=2 --set load.stages.0.users=10`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+impl ScenarioArgs {
+    fn overrides(&self) -> anyhow::Result<scenario::Overrides> {
+        Ok(scenario::Overrides {
+            seed: self.seed,
+            time_scale: self.time_scale,
+            set: self.set.clone(),
+        })
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub scenario: ScenarioArgs,
+    /// Report directory (default `reports/out/<scenario>/<run-id>/`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
 pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     match cli.command {
+        Command::Run(args) => {
+            init_human_logs();
+            crate::fdlimit::raise();
+            let overrides = args.scenario.overrides()?;
+            let opts = crate::run::RunOptions {
+                scenario: args.scenario.scenario.clone(),
+                out: args.out.clone(),
+                overrides,
+                exe: std::env::current_exe().context("locating the dropzero executable")?,
+            };
+            let outcome = rt.block_on(async {
+                let interrupt = shutdown_on_signal();
+                crate::run::run(opts, interrupt).await
+            })?;
+            print_summary(&outcome.report, &outcome.dir);
+            let passed = dropzero_reports::all_passed(&outcome.report);
+            return Ok(ExitCode::from(if passed {
+                EXIT_OK
+            } else {
+                EXIT_GATE_FAILED
+            }));
+        }
+        Command::Validate(args) => {
+            let plan = scenario::load_with(&args.scenario, &args.overrides()?)?;
+            println!(
+                "{}: ok — scenario {:?}, {:?} wall-clock at time_scale {}",
+                args.scenario.display(),
+                plan.name,
+                plan.duration,
+                plan.time_scale
+            );
+        }
+        Command::Report { report } => {
+            let text = std::fs::read_to_string(&report)
+                .with_context(|| format!("reading {}", report.display()))?;
+            let parsed = dropzero_reports::parse_json(&text)
+                .with_context(|| format!("parsing {}", report.display()))?;
+            let dir = report.parent().unwrap_or(std::path::Path::new("."));
+            let mut md = std::fs::File::create(dir.join("report.md"))?;
+            dropzero_reports::render_markdown(&parsed, &mut md)?;
+            let mut junit = std::fs::File::create(dir.join("junit.xml"))?;
+            dropzero_reports::render_junit(&parsed, &mut junit)?;
+            dropzero_reports::render_markdown(&parsed, &mut std::io::stdout().lock())?;
+            let passed = dropzero_reports::all_passed(&parsed);
+            return Ok(ExitCode::from(if passed {
+                EXIT_OK
+            } else {
+                EXIT_GATE_FAILED
+            }));
+        }
         Command::Runtime(args) => {
             init_json_logs();
             rt.block_on(async {
@@ -66,6 +164,48 @@ fn init_json_logs() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+}
+
+/// Human-readable logs on stderr for `dropzero run` (warnings and up unless `RUST_LOG`).
+fn init_human_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// The gate table and where the report is, on stdout.
+fn print_summary(report: &dropzero_reports::Report, dir: &std::path::Path) {
+    println!(
+        "\nscenario {} — {}",
+        report.scenario.name,
+        if dropzero_reports::all_passed(report) {
+            "PASSED"
+        } else {
+            "FAILED"
+        }
+    );
+    for g in &report.gates {
+        let observed = g
+            .observed
+            .map_or_else(|| "n/a".to_string(), |v| format!("{v}"));
+        println!(
+            "  {} {:<22} observed {:>12}  limit {} {}",
+            if g.passed { "ok  " } else { "FAIL" },
+            g.name,
+            observed,
+            g.threshold,
+            g.unit
+        );
+    }
+    let s = &report.sessions;
+    println!(
+        "  sessions: {} started, {} completed, {} resumed, {} dropped, {} failed",
+        s.started, s.completed, s.resumed, s.dropped, s.failed
+    );
+    println!("  report: {}", dir.join("report.md").display());
 }
 
 /// A token cancelled by the first SIGTERM or SIGINT. A second signal exits at once, so an

@@ -6,6 +6,26 @@
 //!
 //! # Layout
 //! - [`cli`]: the command line and its dispatch (also `runtime` and `mock-llm`, which serve
-//!   the reference runtime and the mock LLM from the same executable).
+//!   the reference runtime and the mock LLM from the same executable). The only place that
+//!   picks exit codes.
+//! - [`run`]: `dropzero run` as a sequence of steps; [`target_setup`] turns a scenario into
+//!   a running target and load inputs; [`build_report`] turns measurements into a report.
+//! - [`scenario`]: scenario files → a checked, time-scaled [`scenario::ScenarioPlan`].
+//! - [`fleet`]: the [`fleet::Target`] trait; the local fleet (child processes in
+//!   [`fleet::process`], the ALB-like [`fleet::router`]) and the `url` target.
+//! - [`load`]: closed users and open arrivals; [`load::mix`] says what each session asks.
+//! - [`session`]: one session end to end — create, stream, verify, resume, classify.
+//! - [`measure`]: the collector (sharded HdrHistograms, counters) and the 1 s timeline.
+//! - [`progress`]: live progress on stderr.
 
+pub mod build_report;
 pub mod cli;
+pub mod fdlimit;
+pub mod fleet;
+pub mod load;
+pub mod measure;
+pub mod progress;
+pub mod run;
+pub mod scenario;
+pub mod session;
+pub mod target_setup;

@@ -1,5 +1,7 @@
 //! Full sessions over real HTTP against the LLM stub: events, digest, resume at every seq.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on setup errors
+
 mod support;
 
 use dropzero_runtime::Config;
@@ -10,7 +12,11 @@ use support::{Resume, create, digest, memory, read, serve, stub_llm, verify};
 async fn session_completes_and_resumes_at_every_seq() {
     let (llm, _stub) = stub_llm::start(stub_llm::Stub::default()).await;
     let rt = serve(Config::new(&llm), memory()).await;
-    let s = create(&rt.base, json!({"query": "explain [dz tokens=12] [dz tool=search]"})).await;
+    let s = create(
+        &rt.base,
+        json!({"query": "explain [dz tokens=12] [dz tool=search]"}),
+    )
+    .await;
     let all = read(&rt.base, &s, Resume::Start, None).await;
     let done = verify(&all, 1);
     assert_eq!(done["status"], "completed", "{all:#?}");
@@ -20,7 +26,10 @@ async fn session_completes_and_resumes_at_every_seq() {
     let plan_at = kinds.iter().position(|k| *k == "plan").unwrap();
     assert!(plan_at < kinds.iter().position(|k| *k == "step").unwrap());
     assert_eq!(kinds.iter().filter(|k| **k == "token").count(), 12);
-    assert!(kinds.contains(&"tool") && kinds.contains(&"usage"), "{kinds:?}");
+    assert!(
+        kinds.contains(&"tool") && kinds.contains(&"usage"),
+        "{kinds:?}"
+    );
     let last = done["last_seq"].as_u64().unwrap();
     for k in 0..=last {
         for resume in [Resume::Header(k), Resume::Query(k)] {
@@ -38,7 +47,11 @@ async fn resume_mid_session_loses_and_repeats_nothing() {
     })
     .await;
     let rt = serve(Config::new(&llm), memory()).await;
-    let s = create(&rt.base, json!({"query": "long [dz tokens=60] [dz steps=3]"})).await;
+    let s = create(
+        &rt.base,
+        json!({"query": "long [dz tokens=60] [dz steps=3]"}),
+    )
+    .await;
     let mut seen = Vec::new();
     loop {
         let after = seen.last().map_or(0, |e: &support::Ev| e.seq);

@@ -1,1 +1,7 @@
-//! End-to-end tests.
+//! End-to-end tests of the built `dropzero` binary. One test binary; each module is one
+//! area, each test bounded to seconds of wall time.
+
+mod children; // no child process outlives a killed harness
+mod drain; // a real runtime process under SIGTERM finishes in-flight sessions, refuses new ones
+mod run; // `dropzero run`: exit codes 0 / 1 / 2, schema-valid report
+mod support; // starting the binary's servers and reading their listening line

@@ -183,9 +183,10 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Command>, l
 
 /// The outcome of one command inside a transaction, delivered after the commit.
 enum Pending {
+    // Boxed: a created session record is large, and batches hold many small `Unit`s.
     Create(
         oneshot::Sender<JournalResult<Created>>,
-        JournalResult<Created>,
+        Box<JournalResult<Created>>,
     ),
     Unit(oneshot::Sender<JournalResult<()>>, JournalResult<()>),
 }
@@ -204,7 +205,7 @@ fn commit_batch(conn: &mut Connection, batch: Vec<Command>) {
     let mut pending = Vec::with_capacity(batch.len());
     for cmd in batch {
         pending.push(match cmd {
-            Command::Create(record, reply) => Pending::Create(reply, create(&tx, record)),
+            Command::Create(record, reply) => Pending::Create(reply, Box::new(create(&tx, record))),
             Command::Append(event, reply) => Pending::Unit(reply, append(&tx, &event)),
             Command::Finish {
                 session_id,
@@ -227,7 +228,7 @@ fn commit_batch(conn: &mut Connection, batch: Vec<Command>) {
     let committed = tx.commit().map_err(|e| e.to_string());
     for p in pending {
         match (p, &committed) {
-            (Pending::Create(reply, result), Ok(())) => drop(reply.send(result)),
+            (Pending::Create(reply, result), Ok(())) => drop(reply.send(*result)),
             (Pending::Unit(reply, result), Ok(())) => drop(reply.send(result)),
             (Pending::Create(reply, _), Err(msg)) => drop(reply.send(Err(commit_error(msg)))),
             (Pending::Unit(reply, _), Err(msg)) => drop(reply.send(Err(commit_error(msg)))),

@@ -40,8 +40,10 @@ pub async fn start(stub: Stub) -> (String, Arc<Stub>) {
     let app = Router::new()
         .route("/v1/messages", post(messages))
         .with_state(stub.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("stub LLM setup");
+    let addr = listener.local_addr().expect("stub LLM setup");
     tokio::spawn(async move { axum::serve(listener, app).await });
     (format!("http://{addr}"), stub)
 }
@@ -67,11 +69,18 @@ fn text_of(content: &Value) -> String {
 
 /// The deterministic words of a response to `task`.
 pub fn words(task: &str, n: usize) -> Vec<String> {
-    let h = task.bytes().fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64)) % 997;
+    let h = task
+        .bytes()
+        .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64))
+        % 997;
     (0..n).map(|i| format!(" w{h}x{i}")).collect()
 }
 
-async fn messages(State(stub): State<Arc<Stub>>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+async fn messages(
+    State(stub): State<Arc<Stub>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
     stub.requests.fetch_add(1, Ordering::Relaxed);
     let role = headers
         .get("x-dropzero-role")
@@ -79,7 +88,10 @@ async fn messages(State(stub): State<Arc<Stub>>, headers: HeaderMap, Json(body):
         .unwrap_or("")
         .to_string();
     let msgs = body["messages"].as_array().cloned().unwrap_or_default();
-    let first = msgs.first().map(|m| text_of(&m["content"])).unwrap_or_default();
+    let first = msgs
+        .first()
+        .map(|m| text_of(&m["content"]))
+        .unwrap_or_default();
     let prefill = msgs
         .last()
         .filter(|m| m["role"] == "assistant" && m["content"].is_string())
@@ -91,8 +103,12 @@ async fn messages(State(stub): State<Arc<Stub>>, headers: HeaderMap, Json(body):
             .is_some_and(|bs| bs.iter().any(|b| b["type"] == "tool_result"))
     });
     if role == "planner" {
-        let steps: usize = directive(&first, "steps").and_then(|s| s.parse().ok()).unwrap_or(3);
-        let tokens: usize = directive(&first, "tokens").and_then(|s| s.parse().ok()).unwrap_or(12);
+        let steps: usize = directive(&first, "steps")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(3);
+        let tokens: usize = directive(&first, "tokens")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(12);
         let tool = directive(&first, "tool");
         let runaway = first.contains("[dz runaway]");
         let plan: Vec<Value> = (1..=steps)
@@ -114,7 +130,7 @@ async fn messages(State(stub): State<Arc<Stub>>, headers: HeaderMap, Json(body):
         return sse(stub, vec![text], None, None, 0);
     }
     if stub.status_once.swap(0, Ordering::SeqCst) != 0 {
-        return (StatusCode::from_u16(529).unwrap(), Json(json!({"type":"error","error":{"type":"overloaded_error","message":"stub overloaded"}}))).into_response();
+        return (StatusCode::from_u16(529).expect("stub LLM setup"), Json(json!({"type":"error","error":{"type":"overloaded_error","message":"stub overloaded"}}))).into_response();
     }
     let offers_tools = body["tools"].is_array();
     if first.contains("[dz runaway]") {
@@ -122,11 +138,16 @@ async fn messages(State(stub): State<Arc<Stub>>, headers: HeaderMap, Json(body):
         return sse(stub, vec![" thinking".into()], Some(tool), None, 0);
     }
     if offers_tools && !has_tool_result {
-        let name = body["tools"][0]["name"].as_str().unwrap_or("search").to_string();
+        let name = body["tools"][0]["name"]
+            .as_str()
+            .unwrap_or("search")
+            .to_string();
         let tool = json!({"id": "tu_1", "name": name, "input": {"query": first}});
         return sse(stub, vec![], Some(tool), None, 0);
     }
-    let n: usize = directive(&first, "tokens").and_then(|s| s.parse().ok()).unwrap_or(8);
+    let n: usize = directive(&first, "tokens")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(8);
     let all = words(&first, n);
     let mut skip = 0;
     let mut acc = String::new();
@@ -134,12 +155,27 @@ async fn messages(State(stub): State<Arc<Stub>>, headers: HeaderMap, Json(body):
         acc.push_str(&all[skip]);
         skip += 1;
     }
-    assert_eq!(acc, prefill, "prefill must be a prefix of the deterministic text");
+    assert_eq!(
+        acc, prefill,
+        "prefill must be a prefix of the deterministic text"
+    );
     let cut = stub.cut_after.swap(0, Ordering::SeqCst);
-    sse(stub, all[skip..].to_vec(), None, (cut > 0).then_some(cut), n)
+    sse(
+        stub,
+        all[skip..].to_vec(),
+        None,
+        (cut > 0).then_some(cut),
+        n,
+    )
 }
 
-fn sse(stub: Arc<Stub>, texts: Vec<String>, tool: Option<Value>, cut: Option<usize>, _n: usize) -> Response {
+fn sse(
+    stub: Arc<Stub>,
+    texts: Vec<String>,
+    tool: Option<Value>,
+    cut: Option<usize>,
+    _n: usize,
+) -> Response {
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::convert::Infallible>>(16);
     tokio::spawn(async move {
         let send = |event: &str, data: Value| {
@@ -163,11 +199,19 @@ fn sse(stub: Arc<Stub>, texts: Vec<String>, tool: Option<Value>, cut: Option<usi
             }
             out += 1;
         }
-        send("content_block_stop", json!({"type":"content_block_stop","index":0})).await;
+        send(
+            "content_block_stop",
+            json!({"type":"content_block_stop","index":0}),
+        )
+        .await;
         let stop = if let Some(tool) = &tool {
             send("content_block_start", json!({"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":tool["id"],"name":tool["name"],"input":{}}})).await;
             send("content_block_delta", json!({"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":tool["input"].to_string()}})).await;
-            send("content_block_stop", json!({"type":"content_block_stop","index":1})).await;
+            send(
+                "content_block_stop",
+                json!({"type":"content_block_stop","index":1}),
+            )
+            .await;
             out += 1;
             "tool_use"
         } else {
@@ -180,5 +224,5 @@ fn sse(stub: Arc<Stub>, texts: Vec<String>, tool: Option<Value>, cut: Option<usi
     Response::builder()
         .header("content-type", "text/event-stream")
         .body(Body::from_stream(ReceiverStream::new(rx)))
-        .unwrap()
+        .expect("stub LLM setup")
 }

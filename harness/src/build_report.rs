@@ -1,0 +1,262 @@
+//! From what a run measured to a [`Report`], and from a report to its files. The numbers
+//! follow MISSION.md's definitions; where one needs a choice, the choice is documented on
+//! the function that makes it.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::Path;
+
+use anyhow::Context;
+use dropzero_reports as r;
+use hdrhistogram::Histogram;
+
+use crate::fleet::Target;
+use crate::measure::Counters;
+use crate::run::Measured;
+use crate::scenario::{self, ScenarioPlan};
+use crate::target_setup::AnyTarget;
+
+pub struct Inputs<'a> {
+    pub plan: &'a ScenarioPlan,
+    pub run_id: String,
+    pub started_at: String,
+    pub measured: &'a Measured,
+    pub ledger: Option<&'a serde_json::Value>,
+    pub target: &'a AnyTarget,
+}
+
+pub fn build(i: Inputs<'_>) -> r::Report {
+    let plan = i.plan;
+    let m = i.measured;
+    let c = &m.collector.counters;
+    let h = m.collector.merged();
+    let reasons = |map: &std::sync::Mutex<std::collections::BTreeMap<String, u64>>| {
+        let guard = match map.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        guard
+            .iter()
+            .map(|(reason, &count)| r::ReasonCount {
+                reason: reason.clone(),
+                count,
+            })
+            .collect()
+    };
+    let mut errors = m.errors.clone();
+    let tokens = token_totals(plan, m, i.ledger, &mut errors);
+    let (model, peak_users, peak_rate) = match &plan.load {
+        scenario::LoadPlan::Closed(cl) => (
+            "closed",
+            cl.stages.iter().map(|s| u64::from(s.users)).max(),
+            None,
+        ),
+        scenario::LoadPlan::Open(o) => (
+            "open",
+            None,
+            o.stages.iter().map(|s| s.rate).reduce(f64::max),
+        ),
+    };
+    let (mode, replicas, journal) = match &plan.target {
+        scenario::TargetPlan::Local(l) => (
+            Some(format!("{:?}", l.mode).to_lowercase()),
+            l.replicas,
+            Some(match &l.journal {
+                scenario::Journal::Memory => "memory".to_string(),
+                scenario::Journal::Sqlite => "sqlite".to_string(),
+                scenario::Journal::Redis { .. } => "redis".to_string(),
+            }),
+        ),
+        _ => (None, 0, None),
+    };
+    let mut report = r::Report {
+        schema_version: r::SchemaVersion,
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        run_id: i.run_id,
+        started_at: i.started_at,
+        finished_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        scenario: r::ScenarioInfo {
+            name: plan.name.clone(),
+            description: plan.description.clone(),
+            seed: plan.seed,
+            time_scale: plan.time_scale,
+            file: plan.file.display().to_string(),
+        },
+        target: r::TargetInfo {
+            kind: i.target.kind().to_string(),
+            mode,
+            replicas,
+            journal,
+        },
+        load: r::LoadInfo {
+            model: model.to_string(),
+            peak_users,
+            peak_rate_per_s: peak_rate,
+            duration_s: m.elapsed.as_secs_f64(),
+        },
+        gates: Vec::new(),
+        sessions: r::SessionCounts {
+            started: Counters::get(&c.started) - Counters::get(&c.not_started),
+            completed: Counters::get(&c.completed),
+            resumed: Counters::get(&c.resumed),
+            dropped: Counters::get(&c.dropped),
+            failed: Counters::get(&c.failed),
+            cancelled: Counters::get(&c.cancelled),
+            budget_exceeded: Counters::get(&c.budget_exceeded),
+            not_started: Counters::get(&c.not_started),
+            interrupted_streams: Counters::get(&c.interruptions),
+        },
+        drop_reasons: reasons(&m.collector.drop_reasons),
+        interruption_reasons: reasons(&m.collector.interruption_reasons),
+        events: r::EventCounts {
+            received: Counters::get(&c.events),
+            lost: Counters::get(&c.lost_events),
+            duplicated: Counters::get(&c.duplicated_events),
+            content_mismatches: Counters::get(&c.content_mismatches),
+        },
+        tokens,
+        latency: r::Latencies {
+            ttft_ms: summary(&h.ttft, 1e-3),
+            itl_ms: summary(&h.itl, 1e-3),
+            resume_ms: summary(&h.resume, 1e-3),
+            session_s: summary(&h.session, 1e-6),
+            create_ms: summary(&h.create, 1e-3),
+        },
+        faults: Vec::new(),
+        timeline: m.timeline.points.clone(),
+        errors,
+    };
+    let mut specs: Vec<r::GateSpec> = r::default_gates().to_vec();
+    specs.extend(plan.gates.iter().filter_map(gate_spec));
+    report.gates = r::evaluate(&specs, &report);
+    report
+}
+
+/// Scenario gates → report gate specs. Data-loss gates are always evaluated with limit 0 by
+/// `default_gates` (MISSION: data loss always fails), so the scenario's copies are skipped.
+fn gate_spec(g: &scenario::Gate) -> Option<r::GateSpec> {
+    use scenario::Gate as G;
+    Some(match g {
+        G::DroppedSessions(max) => r::GateSpec::DroppedSessions { max: *max },
+        G::LostEvents(_) | G::DuplicatedEvents(_) | G::ContentMismatches(_) => return None,
+        G::TtftP99(d) => r::GateSpec::TtftP99 { max: *d },
+        G::ItlP99(d) => r::GateSpec::ItlP99 { max: *d },
+        G::ResumeP99(d) => r::GateSpec::ResumeP99 { max: *d },
+        G::WastedTokenRatio(f) => r::GateSpec::WastedTokenRatio {
+            max: r::Fraction::new(*f).ok()?,
+        },
+        G::ErrorRate(f) => r::GateSpec::ErrorRate {
+            max: r::Fraction::new(*f).ok()?,
+        },
+        G::ScaleOutReaction(_) | G::SloRecovery(_) => return None,
+    })
+}
+
+/// Histogram (recorded in µs) → summary in the unit `scale` converts to.
+fn summary(h: &Histogram<u64>, scale: f64) -> r::LatencySummary {
+    if h.is_empty() {
+        return r::LatencySummary {
+            count: 0,
+            p50: 0.0,
+            p90: 0.0,
+            p99: 0.0,
+            max: 0.0,
+            mean: 0.0,
+        };
+    }
+    let q = |q: f64| h.value_at_quantile(q) as f64 * scale;
+    r::LatencySummary {
+        count: h.len(),
+        p50: q(0.5),
+        p90: q(0.9),
+        p99: q(0.99),
+        max: h.max() as f64 * scale,
+        mean: h.mean() * scale,
+    }
+}
+
+/// Billed tokens come from the mock LLM's ledger (the provider's truth). Delivered tokens
+/// are the token events clients received in sessions that completed. Wasted output, per
+/// session in the ledger: everything billed for a session that did not complete, and, for a
+/// completed one, what was billed beyond the output the runtime accounted for in `done`
+/// (tokens generated again after a crash). Without a ledger, billed and wasted are zero and
+/// an error line says why.
+fn token_totals(
+    plan: &ScenarioPlan,
+    m: &Measured,
+    ledger: Option<&serde_json::Value>,
+    errors: &mut Vec<String>,
+) -> r::TokenTotals {
+    let sessions = match m.collector.session_tokens.lock() {
+        Ok(g) => g.clone(),
+        Err(p) => p.into_inner().clone(),
+    };
+    let delivered: u64 = sessions
+        .iter()
+        .filter(|s| s.completed)
+        .map(|s| s.delivered)
+        .sum();
+    let Some(ledger) = ledger else {
+        errors.push(
+            "no billing ledger (target has no mock LLM): billed and wasted tokens are unknown"
+                .into(),
+        );
+        return r::TokenTotals {
+            billed_input: 0,
+            billed_output: 0,
+            delivered,
+            wasted: 0,
+            wasted_ratio: None,
+            cost_usd: 0.0,
+            wasted_cost_usd: 0.0,
+        };
+    };
+    let u =
+        |v: &serde_json::Value, k: &str| v.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+    let total = &ledger["total"];
+    let by_id: HashMap<&str, &crate::measure::recorder::SessionTokens> = sessions
+        .iter()
+        .map(|s| (s.session_id.as_str(), s))
+        .collect();
+    let mut wasted = 0;
+    if let Some(per_session) = ledger
+        .get("sessions")
+        .and_then(serde_json::Value::as_object)
+    {
+        for (id, entry) in per_session {
+            let billed = u(entry, "output_tokens");
+            wasted += match by_id.get(id.as_str()) {
+                Some(s) if s.completed => billed.saturating_sub(s.usage_output),
+                _ => billed,
+            };
+        }
+    }
+    let billed_output = u(total, "output_tokens");
+    r::TokenTotals {
+        billed_input: u(total, "input_tokens"),
+        billed_output,
+        delivered,
+        wasted,
+        wasted_ratio: r::TokenTotals::ratio(wasted, billed_output),
+        cost_usd: total
+            .get("cost_usd")
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or(0.0),
+        wasted_cost_usd: wasted as f64 * plan.llm.price.output_per_mtok / 1e6,
+    }
+}
+
+/// Write `report.json`, `report.md` and `junit.xml` into `dir`.
+pub fn write_all(report: &r::Report, dir: &Path) -> anyhow::Result<()> {
+    let open = |name: &str| -> anyhow::Result<BufWriter<File>> {
+        let path = dir.join(name);
+        Ok(BufWriter::new(
+            File::create(&path).with_context(|| format!("creating {}", path.display()))?,
+        ))
+    };
+    r::render_json(report, &mut open("report.json")?).context("writing report.json")?;
+    r::render_markdown(report, &mut open("report.md")?).context("writing report.md")?;
+    r::render_junit(report, &mut open("junit.xml")?).context("writing junit.xml")?;
+    Ok(())
+}

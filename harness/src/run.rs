@@ -1,0 +1,221 @@
+//! `dropzero run`: load a scenario, start its target, drive the load, sample the timeline,
+//! stop on time (or on Ctrl-C, still writing what was measured), and write the report.
+//!
+//! This is orchestration only: how sessions are verified lives in `session`, when they
+//! start in `load`, what a fleet is in `fleet`, and what a report says in `dropzero-reports`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::fleet::Target;
+use crate::load::{self, mix::SessionPlan};
+use crate::measure::recorder::Recorder;
+use crate::measure::timeline::Timeline;
+use crate::measure::{Collector, Counters};
+use crate::progress::Progress;
+use crate::scenario::{self, ScenarioPlan};
+use crate::session::{self, ClientConfig, SessionSpec};
+use crate::{build_report, target_setup};
+
+/// What `dropzero run` was asked to do.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub scenario: PathBuf,
+    pub out: Option<PathBuf>,
+    pub overrides: scenario::Overrides,
+    /// The executable that serves `runtime` and `mock-llm` (normally this one).
+    pub exe: PathBuf,
+}
+
+/// Where the report went and what it says.
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub dir: PathBuf,
+    pub report: dropzero_reports::Report,
+}
+
+/// Run a scenario end to end. `interrupt` is Ctrl-C: the run stops early, children are
+/// killed, and the report is still written (marked as interrupted).
+pub async fn run(opts: RunOptions, interrupt: CancellationToken) -> anyhow::Result<RunOutcome> {
+    let plan = scenario::load_with(&opts.scenario, &opts.overrides)?;
+    let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let run_id = run_id();
+    let dir = opts
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("reports/out").join(&plan.name).join(&run_id));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    tracing::info!(scenario = %plan.name, dir = %dir.display(), "run starting");
+
+    let mut target = target_setup::start(&plan, &dir, &opts.exe).await?;
+    let result = drive(&plan, &mut target, &dir, &interrupt).await;
+    let ledger = target_setup::ledger(&target).await;
+    target.shutdown().await;
+    let measured = result?;
+
+    let report = build_report::build(build_report::Inputs {
+        plan: &plan,
+        run_id,
+        started_at,
+        measured: &measured,
+        ledger: ledger.as_ref(),
+        target: &target,
+    });
+    build_report::write_all(&report, &dir)?;
+    Ok(RunOutcome { dir, report })
+}
+
+/// Everything measured during the run, handed to the report builder.
+pub struct Measured {
+    pub collector: Arc<Collector>,
+    pub timeline: Timeline,
+    pub load: load::LoadSummary,
+    pub elapsed: Duration,
+    pub interrupted: bool,
+    pub errors: Vec<String>,
+}
+
+async fn drive(
+    plan: &ScenarioPlan,
+    target: &mut target_setup::AnyTarget,
+    dir: &std::path::Path,
+    interrupt: &CancellationToken,
+) -> anyhow::Result<Measured> {
+    let collector = Arc::new(Collector::default());
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1024)
+        .tcp_nodelay(true)
+        .build()
+        .context("building the HTTP client")?;
+    let client_cfg = client_config(plan);
+    let base_url = target.base_url();
+    let api_key = target_setup::api_key(plan)?;
+
+    let (records_tx, records_task) =
+        crate::measure::recorder::spawn_writer(dir.join("sessions.jsonl"))?;
+    let runner: load::Runner = {
+        let collector = collector.clone();
+        Arc::new(
+            move |plan: SessionPlan, intended: Instant, cancel: CancellationToken| {
+                let (collector, client, cfg, base_url, api_key, records_tx) = (
+                    collector.clone(),
+                    client.clone(),
+                    client_cfg.clone(),
+                    base_url.clone(),
+                    api_key.clone(),
+                    records_tx.clone(),
+                );
+                Box::pin(async move {
+                    let spec = SessionSpec {
+                        base_url,
+                        query: plan.query.clone(),
+                        budget: plan.budget.clone(),
+                        api_key,
+                        idempotency_key: format!("dz-{}-{}", std::process::id(), plan.index),
+                        intended_start: Some(intended.into_std()),
+                    };
+                    Counters::add(&collector.counters.started, 1);
+                    collector.counters.active.fetch_add(1, Ordering::Relaxed);
+                    let mut recorder = Recorder {
+                        collector: collector.clone(),
+                        key: plan.index,
+                    };
+                    let outcome =
+                        session::run_session(&client, &spec, &cfg, &mut recorder, &cancel).await;
+                    collector.counters.active.fetch_sub(1, Ordering::Relaxed);
+                    let record = collector.finish(&plan, &outcome);
+                    let _ = records_tx.send(record);
+                })
+            },
+        )
+    };
+
+    let start = Instant::now();
+    let stop_new = interrupt.child_token();
+    let hard_stop = interrupt.child_token();
+    let model = target_setup::load_model(plan);
+    let mix = target_setup::mix_config(plan);
+    let load_task = {
+        let (stop_new, hard_stop) = (stop_new.clone(), hard_stop.clone());
+        tokio::spawn(async move { load::drive(&model, &mix, runner, stop_new, hard_stop).await })
+    };
+    tokio::pin!(load_task);
+
+    let grace = target_setup::end_grace(plan);
+    let mut timeline = Timeline::new(start);
+    let mut progress = Progress::new(&plan.name, plan.duration);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    let mut errors = Vec::new();
+    let summary = loop {
+        tokio::select! {
+            res = &mut load_task => break res.unwrap_or_else(|e| {
+                errors.push(format!("load engine failed: {e}"));
+                load::LoadSummary::default()
+            }),
+            _ = tick.tick() => {
+                let elapsed = start.elapsed();
+                if elapsed >= plan.duration && !stop_new.is_cancelled() {
+                    tracing::info!("duration reached; no new sessions, in-flight ones get {grace:?}");
+                    stop_new.cancel();
+                }
+                if elapsed >= plan.duration + grace && !hard_stop.is_cancelled() {
+                    errors.push(format!(
+                        "{} sessions still running {grace:?} after the end were cancelled",
+                        collector.counters.active.load(Ordering::Relaxed)
+                    ));
+                    hard_stop.cancel();
+                }
+                let point = timeline.sample(&collector.counters, &target.replicas());
+                progress.update(elapsed, &collector.counters, point);
+            }
+        }
+    };
+    progress.finish(&collector.counters);
+    records_tx_guard(records_task).await;
+    let interrupted = interrupt.is_cancelled();
+    if interrupted {
+        errors.push("run interrupted (Ctrl-C): results cover the part that ran".into());
+    }
+    Ok(Measured {
+        collector,
+        timeline,
+        load: summary,
+        elapsed: start.elapsed(),
+        interrupted,
+        errors,
+    })
+}
+
+/// Wait for the `sessions.jsonl` writer to flush (every sender is gone once the load ends).
+async fn records_tx_guard(task: tokio::task::JoinHandle<()>) {
+    let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+}
+
+fn client_config(plan: &ScenarioPlan) -> ClientConfig {
+    let s = &plan.sessions;
+    ClientConfig {
+        idle_timeout: s.idle_timeout,
+        resume: session::ResumePolicy {
+            max_retries: s.resume.max_retries,
+            backoff_initial: s.resume.backoff_initial,
+            backoff_max: s.resume.backoff_max,
+            ..session::ResumePolicy::default()
+        },
+        deadline: target_setup::session_deadline(plan),
+        ..ClientConfig::default()
+    }
+}
+
+/// `20261122T051502Z-1a2b`: sortable, unique enough for one machine.
+fn run_id() -> String {
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let compact: String = now.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+    format!("{compact}-{:04x}", std::process::id() & 0xffff)
+}

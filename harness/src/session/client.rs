@@ -1,0 +1,354 @@
+//! The HTTP side of the session engine: create the session (see `create`), read its event
+//! stream, time out silent streams, resume with `Last-Event-ID` after a capped exponential
+//! backoff, and classify the end.
+//!
+//! It does not verify events itself (that is [`Verifier`]'s job) and keeps no samples: every
+//! latency goes to the [`Observer`] the moment it is measured.
+//!
+//! The server's `retry:` hint is deliberately ignored: the scenario's [`ResumePolicy`] decides
+//! how clients reconnect, so runs are comparable across targets.
+//!
+//! [`ResumePolicy`]: super::ResumePolicy
+
+use std::error::Error;
+use std::future::Future;
+use std::pin::pin;
+use std::time::Instant;
+
+use dropzero_sse::{Event, Item, Parser};
+use futures::StreamExt;
+use reqwest::{StatusCode, header};
+use tokio::time::timeout;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use super::create::{Created, create};
+use super::outcome::{
+    DropReason, InterruptReason, Interruption, MAX_STORED_INTERRUPTIONS, SessionClass,
+    SessionOutcome, Timings, bounded_detail,
+};
+use super::verify::{DoneStatus, EventKind, Verdict, Verifier};
+use super::{ClientConfig, Observer, SessionSpec};
+
+/// Run one session end to end; see the module docs of [`crate::session`].
+///
+/// Never panics on anything the target sends, and returns once the session reached its
+/// terminal event, was dropped, or `cancel` fired (→ [`SessionClass::CancelledByHarness`]).
+pub async fn run_session(
+    client: &reqwest::Client,
+    spec: &SessionSpec,
+    cfg: &ClientConfig,
+    obs: &mut impl Observer,
+    cancel: &CancellationToken,
+) -> SessionOutcome {
+    let span = info_span!(
+        "session",
+        session_id = tracing::field::Empty,
+        idempotency_key = %spec.idempotency_key
+    );
+    let sent = Instant::now();
+    let session = Session {
+        client,
+        spec,
+        cfg,
+        obs,
+        guard: Guard {
+            cancel,
+            deadline: tokio::time::Instant::from_std(sent + cfg.deadline),
+        },
+        sent,
+        verifier: Verifier::new(),
+        interruptions: Vec::new(),
+        interruption_count: 0,
+        events_received: 0,
+        interrupted_at: None,
+        timings: Timings::default(),
+    };
+    session.run().instrument(span).await
+}
+
+/// Why the engine stopped waiting for the network.
+pub(super) enum Stop {
+    Cancelled,
+    Deadline,
+}
+
+/// Races every wait against the harness's cancellation and the session's deadline.
+pub(super) struct Guard<'a> {
+    cancel: &'a CancellationToken,
+    deadline: tokio::time::Instant,
+}
+
+impl Guard<'_> {
+    pub(super) async fn run<F: Future>(&self, fut: F) -> Result<F::Output, Stop> {
+        tokio::select! {
+            biased;
+            _ = self.cancel.cancelled() => Err(Stop::Cancelled),
+            _ = tokio::time::sleep_until(self.deadline) => Err(Stop::Deadline),
+            out = fut => Ok(out),
+        }
+    }
+}
+
+/// How one stream attempt ended.
+enum StreamEnd {
+    Done(DoneStatus),
+    Interrupted(InterruptReason),
+    Drop(DropReason),
+    Stop(Stop),
+}
+
+struct Session<'a, O> {
+    client: &'a reqwest::Client,
+    spec: &'a SessionSpec,
+    cfg: &'a ClientConfig,
+    obs: &'a mut O,
+    guard: Guard<'a>,
+    /// When the first create attempt left: the origin of TTFT "from sent" and the deadline.
+    sent: Instant,
+    verifier: Verifier,
+    interruptions: Vec<Interruption>,
+    interruption_count: u32,
+    events_received: u64,
+    /// Set when a stream is interrupted, cleared by the first event after reconnecting.
+    interrupted_at: Option<Instant>,
+    timings: Timings,
+}
+
+impl<O: Observer> Session<'_, O> {
+    async fn run(mut self) -> SessionOutcome {
+        if let Some(intended) = self.spec.intended_start {
+            self.timings.start_lag = self.sent.saturating_duration_since(intended);
+        }
+        let created = match create(self.client, self.spec, self.cfg, &self.guard).await {
+            Ok(created) => created,
+            Err(class) => return self.finish(None, class),
+        };
+        let latency = self.sent.elapsed();
+        self.timings.create = Some(latency);
+        self.obs.on_created(latency);
+        tracing::Span::current().record("session_id", created.session_id.as_str());
+        debug!(?latency, "session created");
+
+        let url = self.events_url(&created);
+        let policy = self.cfg.resume;
+        let mut failures = 0u32;
+        let class = loop {
+            let before = self.verifier.last_seq();
+            let reason = match self.stream_once(&url, &created.resume_token).await {
+                StreamEnd::Done(status) => break self.classify(status),
+                StreamEnd::Drop(reason) => break SessionClass::Dropped(reason),
+                StreamEnd::Stop(stop) => break stop_class(stop),
+                StreamEnd::Interrupted(reason) => reason,
+            };
+            // Retries count consecutive attempts that brought nothing new, so a long session
+            // that survives many deploys is not dropped for having been cut often.
+            if self.verifier.last_seq() > before {
+                failures = 0;
+            }
+            self.interrupted(reason);
+            failures += 1;
+            if failures > policy.max_retries {
+                break SessionClass::Dropped(DropReason::RetriesExhausted);
+            }
+            let wait = policy.backoff(failures - 1);
+            if let Err(stop) = self.guard.run(tokio::time::sleep(wait)).await {
+                break stop_class(stop);
+            }
+        };
+        self.finish(Some(created.session_id), class)
+    }
+
+    /// One `GET …/events` attempt, read until `done`, an interruption, or a stop.
+    async fn stream_once(&mut self, url: &str, resume_token: &str) -> StreamEnd {
+        let last = self.verifier.last_seq();
+        let mut req = self
+            .client
+            .get(url)
+            .bearer_auth(resume_token)
+            .header(header::ACCEPT, "text/event-stream");
+        if last > 0 {
+            req = req.header("Last-Event-ID", last.to_string());
+        }
+        if let Some(key) = &self.spec.api_key {
+            req = req.header("x-api-key", key);
+        }
+        let resp = match self
+            .guard
+            .run(timeout(self.cfg.connect_timeout, req.send()))
+            .await
+        {
+            Err(stop) => return StreamEnd::Stop(stop),
+            Ok(Err(_)) => return interrupted(InterruptReason::Connect("timeout".into())),
+            Ok(Ok(Err(e))) => return interrupted(InterruptReason::Connect(describe(&e))),
+            Ok(Ok(Ok(resp))) => resp,
+        };
+        match resp.status() {
+            StatusCode::NOT_FOUND => return StreamEnd::Drop(DropReason::SessionUnknown),
+            StatusCode::CONFLICT => return StreamEnd::Drop(DropReason::ResumeRefused),
+            s if !s.is_success() => return interrupted(InterruptReason::HttpStatus(s.as_u16())),
+            _ => {}
+        }
+        debug!(after = last, "stream open");
+
+        let mut body = pin!(resp.bytes_stream());
+        let mut parser = Parser::new(self.cfg.limits);
+        let mut items = Vec::new();
+        // ITL is measured between token events of this stream only.
+        let mut last_token_at = None;
+        loop {
+            let next = timeout(self.cfg.idle_timeout, body.next());
+            let chunk = match self.guard.run(next).await {
+                Err(stop) => return StreamEnd::Stop(stop),
+                Ok(Err(_)) => return interrupted(InterruptReason::IdleTimeout),
+                Ok(Ok(None)) => return interrupted(InterruptReason::Eof),
+                Ok(Ok(Some(Err(e)))) => return interrupted(InterruptReason::Reset(describe(&e))),
+                Ok(Ok(Some(Ok(chunk)))) => chunk,
+            };
+            let now = Instant::now();
+            // Items parsed before a limit violation are still real events: handle them first.
+            let fed = parser.feed(&chunk, &mut items);
+            for item in items.drain(..) {
+                if let Item::Event(ev) = item
+                    && let Some(status) = self.on_event(&ev, now, &mut last_token_at)
+                {
+                    return StreamEnd::Done(status);
+                }
+            }
+            if let Err(e) = fed {
+                return interrupted(InterruptReason::Sse(e));
+            }
+        }
+    }
+
+    fn on_event(
+        &mut self,
+        ev: &Event,
+        now: Instant,
+        last_token_at: &mut Option<Instant>,
+    ) -> Option<DoneStatus> {
+        self.events_received += 1;
+        self.obs.on_event();
+        if let Some(at) = self.interrupted_at.take() {
+            let latency = now.saturating_duration_since(at);
+            self.obs.on_resume(latency);
+            let longest = self.timings.longest_resume.get_or_insert(latency);
+            *longest = (*longest).max(latency);
+        }
+        match self.verifier.accept(ev) {
+            Verdict::Accepted(EventKind::Token) => {
+                self.obs.on_token(1);
+                if let Some(prev) = last_token_at.replace(now) {
+                    self.obs.on_itl(now.saturating_duration_since(prev));
+                }
+                if self.timings.ttft_from_sent.is_none() {
+                    let from_sent = now.saturating_duration_since(self.sent);
+                    let from_intended = self
+                        .spec
+                        .intended_start
+                        .map_or(from_sent, |i| now.saturating_duration_since(i));
+                    self.timings.ttft_from_sent = Some(from_sent);
+                    self.timings.ttft_from_intended = Some(from_intended);
+                    self.obs.on_ttft(from_intended, from_sent);
+                }
+                None
+            }
+            Verdict::Accepted(EventKind::Done(status)) => Some(status),
+            Verdict::Accepted(EventKind::Other) | Verdict::Duplicate | Verdict::Malformed => None,
+        }
+    }
+
+    fn interrupted(&mut self, reason: InterruptReason) {
+        let at_seq = self.verifier.last_seq();
+        let replica = self.verifier.replica().map(str::to_string);
+        warn!(reason = %reason, at_seq, replica = replica.as_deref(), "stream interrupted");
+        self.obs.on_interruption(&reason);
+        self.interrupted_at.get_or_insert_with(Instant::now);
+        self.interruption_count = self.interruption_count.saturating_add(1);
+        if self.interruptions.len() < MAX_STORED_INTERRUPTIONS {
+            self.interruptions.push(Interruption {
+                reason,
+                at_seq,
+                replica,
+            });
+        }
+    }
+
+    fn classify(&self, status: DoneStatus) -> SessionClass {
+        match status {
+            DoneStatus::Completed if self.interruption_count > 0 => SessionClass::Resumed,
+            DoneStatus::Completed => SessionClass::Completed,
+            DoneStatus::Failed | DoneStatus::Unknown => SessionClass::Failed,
+            DoneStatus::Cancelled => SessionClass::Cancelled,
+            DoneStatus::BudgetExceeded => SessionClass::BudgetExceeded,
+        }
+    }
+
+    fn events_url(&self, created: &Created) -> String {
+        let base = base_url(self.spec);
+        match created.events_url.as_deref() {
+            Some(u) if u.starts_with("http://") || u.starts_with("https://") => u.to_string(),
+            Some(u) if u.starts_with('/') => format!("{base}{u}"),
+            Some(u) => format!("{base}/{u}"),
+            None => format!("{base}/v1/sessions/{}/events", created.session_id),
+        }
+    }
+
+    fn finish(mut self, session_id: Option<String>, class: SessionClass) -> SessionOutcome {
+        self.timings.total = self.sent.elapsed();
+        let v = &self.verifier;
+        let outcome = SessionOutcome {
+            session_id,
+            class,
+            interruptions: self.interruptions,
+            interruption_count: self.interruption_count,
+            events_received: self.events_received,
+            lost: v.lost(),
+            duplicated: v.duplicated(),
+            malformed: v.malformed_count(),
+            content_mismatch: v.content_mismatch(),
+            tokens_received: v.tokens(),
+            output_tokens: v.output_tokens(),
+            replicas: v.replicas().to_vec(),
+            timings: self.timings,
+        };
+        info!(
+            class = outcome.class.label(),
+            reason = ?outcome.class,
+            interruptions = outcome.interruption_count,
+            lost = outcome.lost,
+            duplicated = outcome.duplicated,
+            content_mismatch = outcome.content_mismatch,
+            tokens = outcome.tokens_received,
+            "session finished"
+        );
+        outcome
+    }
+}
+
+fn interrupted(reason: InterruptReason) -> StreamEnd {
+    StreamEnd::Interrupted(reason)
+}
+
+fn stop_class(stop: Stop) -> SessionClass {
+    match stop {
+        Stop::Cancelled => SessionClass::CancelledByHarness,
+        Stop::Deadline => SessionClass::Dropped(DropReason::Deadline),
+    }
+}
+
+pub(super) fn base_url(spec: &SessionSpec) -> &str {
+    spec.base_url.trim_end_matches('/')
+}
+
+/// An error and its sources on one bounded line (reqwest's own message hides the cause).
+pub(super) fn describe(e: &(dyn Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    bounded_detail(text)
+}

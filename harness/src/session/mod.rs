@@ -1,0 +1,174 @@
+//! The session engine: run one session of protocol v1 (`docs/protocol.md` §1) end to end,
+//! verify every event, classify the outcome as MISSION.md defines it, and report latencies.
+//!
+//! Both load models (goose's closed model and our open-model scheduler) call
+//! [`run_session`]; they decide *when* a session starts, this module decides nothing about
+//! load. Measurements go to an [`Observer`] as they happen (the collector records them into
+//! HdrHistograms); the returned [`SessionOutcome`] carries counts and a few durations, never
+//! a list of samples.
+//!
+//! # Layout
+//! - `client`: the HTTP side — stream, idle timeout, resume with backoff, classification.
+//! - `create`: `POST /v1/sessions` with bounded retries under one idempotency key.
+//! - `verify`: the pure per-session verifier (contiguous seqs, duplicates, digest).
+//! - `outcome`: the outcome, its class and the reason vocabulary.
+//!
+//! Architecture invariant: memory per session is bounded whatever the target sends — the
+//! SSE parser has [`Limits`], bodies are read chunk by chunk and never buffered whole, and
+//! stored interruptions and replica ids are capped.
+
+mod client;
+mod create;
+mod outcome;
+mod verify;
+
+use std::time::{Duration, Instant};
+
+pub use client::run_session;
+use dropzero_sse::Limits;
+pub use outcome::{
+    DropReason, InterruptReason, Interruption, MAX_STORED_INTERRUPTIONS, MAX_STORED_REPLICAS,
+    NotStartedReason, SessionClass, SessionOutcome, Timings,
+};
+pub use verify::{DoneStatus, EventKind, Verdict, Verifier};
+
+/// What to run: one session against one target.
+#[derive(Debug, Clone)]
+pub struct SessionSpec {
+    /// The target's base URL, e.g. `http://127.0.0.1:8080` (a path prefix is kept).
+    pub base_url: String,
+    pub query: String,
+    /// Sent as the request's `budget` object when present.
+    pub budget: Option<serde_json::Value>,
+    /// Sent as `x-api-key` when present.
+    pub api_key: Option<String>,
+    /// Sent as `Idempotency-Key` on every create attempt, so a retried create cannot start
+    /// a second session.
+    pub idempotency_key: String,
+    /// When the load model scheduled this session. TTFT is measured from here as well as
+    /// from the actual send, so a slow target cannot hide its latency by delaying our sends
+    /// (coordinated omission).
+    pub intended_start: Option<Instant>,
+}
+
+/// How to reconnect after an interrupted stream.
+#[derive(Debug, Clone, Copy)]
+pub struct ResumePolicy {
+    /// Consecutive failed stream attempts allowed (a stream that delivers a new event
+    /// resets the count); one more failure drops the session as `retries_exhausted`.
+    pub max_retries: u32,
+    pub backoff_initial: Duration,
+    /// Cap of the exponential backoff.
+    pub backoff_max: Duration,
+    /// Fraction in `0.0..=1.0` of each delay that is randomised away (full jitter at 1.0),
+    /// so a fleet of clients cut at once does not reconnect in lockstep.
+    pub jitter: f64,
+}
+
+impl ResumePolicy {
+    /// The wait before the `n`-th retry (0-based): `backoff_initial × 2ⁿ`, capped at
+    /// `backoff_max`, then shortened by a random part of up to `jitter` of itself.
+    pub fn backoff(&self, n: u32) -> Duration {
+        let factor = 1u32.checked_shl(n.min(31)).unwrap_or(u32::MAX);
+        let capped = self
+            .backoff_initial
+            .saturating_mul(factor)
+            .min(self.backoff_max);
+        let jitter = self.jitter.clamp(0.0, 1.0);
+        if jitter == 0.0 {
+            return capped;
+        }
+        capped.mul_f64(1.0 - jitter * rand::random::<f64>())
+    }
+}
+
+impl Default for ResumePolicy {
+    fn default() -> Self {
+        ResumePolicy {
+            max_retries: 10,
+            backoff_initial: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(5),
+            jitter: 0.2,
+        }
+    }
+}
+
+/// How the client behaves; the same for every session of a run.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Request sent → response headers received, for create and every stream attempt.
+    pub connect_timeout: Duration,
+    /// Longest silence on an open stream; any bytes (keepalive comments too) reset it.
+    pub idle_timeout: Duration,
+    pub resume: ResumePolicy,
+    /// Longest wall time of a whole session, from the first create attempt.
+    pub deadline: Duration,
+    /// Bounds for the SSE parser.
+    pub limits: Limits,
+    /// Create retries after `503`/`429` or a connection failure (not counting the first try).
+    pub create_retries: u32,
+    /// Cap on a `Retry-After` the target asks for.
+    pub create_retry_after_max: Duration,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            connect_timeout: Duration::from_secs(10),
+            // Protocol keepalives come at least every 15 s; four missed ones is a dead stream.
+            idle_timeout: Duration::from_secs(60),
+            resume: ResumePolicy::default(),
+            deadline: Duration::from_secs(15 * 60),
+            limits: Limits::default(),
+            create_retries: 5,
+            create_retry_after_max: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Receives measurements as they happen. Every method defaults to doing nothing.
+pub trait Observer {
+    /// First create attempt sent → `2xx` received.
+    fn on_created(&mut self, _latency: Duration) {}
+    /// First token event, from the intended start and from the first create attempt.
+    fn on_ttft(&mut self, _from_intended: Duration, _from_sent: Duration) {}
+    /// Gap between consecutive token events on the same stream (never across a reconnect).
+    fn on_itl(&mut self, _gap: Duration) {}
+    /// Interruption detected → first event received after reconnecting.
+    fn on_resume(&mut self, _latency: Duration) {}
+    /// `n` tokens were delivered (one per token event in protocol v1).
+    fn on_token(&mut self, _n: u64) {}
+    fn on_interruption(&mut self, _reason: &InterruptReason) {}
+    /// Any SSE event was received (duplicates included).
+    fn on_event(&mut self) {}
+}
+
+/// An observer that records nothing.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoopObserver;
+
+impl Observer for NoopObserver {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_exponential_capped_and_jittered_downwards() {
+        let mut p = ResumePolicy {
+            max_retries: 5,
+            backoff_initial: Duration::from_millis(10),
+            backoff_max: Duration::from_millis(70),
+            jitter: 0.0,
+        };
+        let got: Vec<u128> = (0..6).map(|n| p.backoff(n).as_millis()).collect();
+        assert_eq!(got, [10, 20, 40, 70, 70, 70]);
+        assert_eq!(p.backoff(u32::MAX), Duration::from_millis(70));
+        p.jitter = 0.5;
+        for n in 0..50 {
+            let d = p.backoff(n % 4);
+            let full = Duration::from_millis(10 << (n % 4)).min(p.backoff_max);
+            assert!(d <= full && d >= full / 2, "{d:?} vs {full:?}");
+        }
+    }
+}

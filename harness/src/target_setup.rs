@@ -1,0 +1,247 @@
+//! From a resolved scenario to a running target and the inputs of the load engine: the
+//! glue between `scenario` (what was asked) and `fleet`/`load` (what runs). Kept apart from
+//! `run.rs` so the orchestration reads as a sequence of steps.
+
+use std::ffi::OsString;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::fleet::local::{LocalConfig, LocalFleet};
+use crate::fleet::url::UrlTarget;
+use crate::fleet::{ReplicaInfo, Target, router};
+use crate::load::{ClosedStage, LoadModel, OpenStage, mix::MixConfig};
+use crate::scenario::{self, ScenarioPlan, TargetPlan};
+
+/// The targets this build can run against, as one type the run loop can own.
+pub enum AnyTarget {
+    Local(Box<LocalFleet>),
+    Url(UrlTarget),
+}
+
+impl Target for AnyTarget {
+    fn kind(&self) -> &'static str {
+        match self {
+            AnyTarget::Local(t) => t.kind(),
+            AnyTarget::Url(t) => t.kind(),
+        }
+    }
+    fn base_url(&self) -> String {
+        match self {
+            AnyTarget::Local(t) => t.base_url(),
+            AnyTarget::Url(t) => t.base_url(),
+        }
+    }
+    fn llm_url(&self) -> Option<String> {
+        match self {
+            AnyTarget::Local(t) => t.llm_url(),
+            AnyTarget::Url(t) => t.llm_url(),
+        }
+    }
+    fn replicas(&self) -> Vec<ReplicaInfo> {
+        match self {
+            AnyTarget::Local(t) => t.replicas(),
+            AnyTarget::Url(t) => t.replicas(),
+        }
+    }
+    async fn shutdown(&mut self) {
+        match self {
+            AnyTarget::Local(t) => t.shutdown().await,
+            AnyTarget::Url(t) => t.shutdown().await,
+        }
+    }
+}
+
+/// Start (or attach to) the scenario's target.
+pub async fn start(plan: &ScenarioPlan, dir: &Path, exe: &Path) -> anyhow::Result<AnyTarget> {
+    match &plan.target {
+        TargetPlan::Local(local) => {
+            let profile = dir.join("mock-profile.toml");
+            std::fs::write(&profile, mock_profile(plan))
+                .with_context(|| format!("writing {}", profile.display()))?;
+            let journal = match &local.journal {
+                scenario::Journal::Memory => "memory".to_string(),
+                scenario::Journal::Sqlite => format!("sqlite:{}", dir.join("journal.db").display()),
+                scenario::Journal::Redis { url } => url.clone(),
+            };
+            let runtime_args: Vec<OsString> = [
+                "--drain-timeout".to_string(),
+                humantime::format_duration(local.drain_timeout).to_string(),
+                "--keepalive".to_string(),
+                humantime::format_duration(local.keepalive).to_string(),
+                "--price-input-per-mtok".to_string(),
+                plan.llm.price.input_per_mtok.to_string(),
+                "--price-output-per-mtok".to_string(),
+                plan.llm.price.output_per_mtok.to_string(),
+            ]
+            .into_iter()
+            .map(OsString::from)
+            .collect();
+            let r = &local.router;
+            let cfg = LocalConfig {
+                exe: exe.to_path_buf(),
+                run_dir: dir.to_path_buf(),
+                replicas: usize::try_from(local.replicas).unwrap_or(1),
+                mode: match local.mode {
+                    scenario::RuntimeMode::Resilient => "resilient".into(),
+                    scenario::RuntimeMode::Naive => "naive".into(),
+                },
+                journal,
+                runtime_args,
+                mock_args: vec![
+                    "--seed".into(),
+                    plan.seed.to_string().into(),
+                    "--profile".into(),
+                    profile.into_os_string(),
+                ],
+                router: router::RouterConfig {
+                    algorithm: match r.algorithm {
+                        scenario::Algorithm::RoundRobin => router::Algorithm::RoundRobin,
+                        scenario::Algorithm::LeastOutstanding => {
+                            router::Algorithm::LeastOutstanding
+                        }
+                    },
+                    health_check_interval: r.health_check_interval,
+                    healthy_threshold: r.healthy_threshold,
+                    unhealthy_threshold: r.unhealthy_threshold,
+                    health_check_timeout: r.health_check_interval.max(Duration::from_millis(200)),
+                    idle_timeout: r.idle_timeout,
+                    deregistration_delay: local.deregistration_delay,
+                },
+                stop_timeout: local.stop_timeout,
+                ready_timeout: Duration::from_secs(30),
+                version: "v1".into(),
+            };
+            let fleet = LocalFleet::start(cfg)
+                .await
+                .context("starting the local fleet")?;
+            Ok(AnyTarget::Local(Box::new(fleet)))
+        }
+        TargetPlan::Url(url) => Ok(AnyTarget::Url(UrlTarget::new(url.url.clone()))),
+        TargetPlan::Ecs(_) => anyhow::bail!(
+            "{}: target.kind = \"ecs\" is not supported by this build yet (use local or url)",
+            plan.file.display()
+        ),
+    }
+}
+
+/// The mock LLM profile for this scenario, as the TOML `dropzero mock-llm --profile` reads.
+fn mock_profile(plan: &ScenarioPlan) -> String {
+    let l = &plan.llm;
+    let d = |d: Duration| format!("\"{}us\"", d.as_micros());
+    let mut s = format!(
+        "max_concurrent = {}\nload_factor = {}\n\n[ttft]\nmedian = {}\np99 = {}\n\n[itl]\nmedian = {}\np99 = {}\n\n[price]\ninput_per_mtok = {}\noutput_per_mtok = {}\n",
+        l.max_concurrent,
+        l.load_factor,
+        d(l.ttft.median),
+        d(l.ttft.p99),
+        d(l.itl.median),
+        d(l.itl.p99),
+        l.price.input_per_mtok,
+        l.price.output_per_mtok,
+    );
+    let f = &l.faults;
+    if !f.is_none() {
+        s.push_str(&format!(
+            "\n[faults]\nrate_limit = {}\noverloaded = {}\nserver_error = {}\nextra_latency_ms = {}\n",
+            f.rate_limit,
+            f.overloaded,
+            f.server_error,
+            f.extra_latency.as_millis()
+        ));
+        if let Some(n) = f.cut_after_tokens {
+            s.push_str(&format!("cut_after_tokens = {n}\n"));
+        }
+    }
+    s
+}
+
+/// The mock LLM's billing ledger, when the target has one.
+pub async fn ledger(target: &AnyTarget) -> Option<serde_json::Value> {
+    let url = format!("{}/mock/ledger", target.llm_url()?);
+    let resp = reqwest::Client::new()
+        .get(&url)
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .ok()?;
+    resp.json().await.ok()
+}
+
+/// The API key sessions are created with (url targets only).
+pub fn api_key(plan: &ScenarioPlan) -> anyhow::Result<Option<String>> {
+    match &plan.target {
+        TargetPlan::Url(u) => match &u.api_key {
+            None => Ok(None),
+            Some(scenario::ApiKey::Literal(k)) => Ok(Some(k.clone())),
+            Some(scenario::ApiKey::Env(var)) => std::env::var(var).map(Some).with_context(|| {
+                format!("target.api_key_env: environment variable {var} is not set")
+            }),
+        },
+        _ => Ok(None),
+    }
+}
+
+pub fn load_model(plan: &ScenarioPlan) -> LoadModel {
+    match &plan.load {
+        scenario::LoadPlan::Closed(c) => LoadModel::Closed {
+            stages: c
+                .stages
+                .iter()
+                .map(|s| ClosedStage {
+                    users: s.users,
+                    ramp: s.ramp,
+                    hold: s.hold,
+                })
+                .collect(),
+            think_time: c.think_time,
+        },
+        scenario::LoadPlan::Open(o) => LoadModel::Open {
+            stages: o
+                .stages
+                .iter()
+                .map(|s| OpenStage {
+                    rate: s.rate,
+                    ramp: s.ramp,
+                    hold: s.hold,
+                })
+                .collect(),
+            poisson: matches!(o.arrival, scenario::Arrival::Poisson),
+        },
+    }
+}
+
+pub fn mix_config(plan: &ScenarioPlan) -> MixConfig {
+    let s = &plan.sessions;
+    let tps = s.tokens_per_second.max(1e-6);
+    let (median, p99) = match &s.size {
+        scenario::SessionSize::Length(p) => (p.median, p.p99),
+        scenario::SessionSize::Tokens(p) => (
+            Duration::from_secs_f64(p.median as f64 / tps),
+            Duration::from_secs_f64(p.p99 as f64 / tps),
+        ),
+    };
+    MixConfig {
+        seed: plan.seed,
+        length_median: median,
+        length_p99: p99,
+        tokens_per_second: tps,
+        runaway_fraction: s.runaway_fraction,
+        max_output_tokens: s.budget.as_ref().and_then(|b| b.max_output_tokens),
+        max_cost_usd: s.budget.as_ref().and_then(|b| b.max_cost_usd),
+        max_duration: s.budget.as_ref().and_then(|b| b.max_duration),
+    }
+}
+
+/// The longest a session may plausibly take: sessions can run to twice the p99 length (the
+/// mix caps there), plus LLM latency; beyond this a session counts as dropped (`deadline`).
+pub fn session_deadline(plan: &ScenarioPlan) -> Duration {
+    let mix = mix_config(plan);
+    mix.length_p99 * 3 + plan.llm.ttft.p99 * 4 + Duration::from_secs(10)
+}
+
+/// How long in-flight sessions may continue after the load duration ends.
+pub fn end_grace(plan: &ScenarioPlan) -> Duration {
+    session_deadline(plan)
+}

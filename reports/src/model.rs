@@ -1,0 +1,320 @@
+//! The report model: every record that goes into `report.json`, and nothing else.
+//!
+//! These are the only types in dropzero-reports that derive `Serialize`. The harness fills a
+//! [`Report`] from its histograms, counters and fault log, asks [`crate::evaluate`] for the
+//! gate results, and hands the finished value to the renderers. This module does not compute
+//! anything from raw samples (no histograms here) and knows nothing about how a run is driven.
+//!
+//! Units live in field names (`_ms`, `_s`, `_usd`, `_per_s`); counts are `u64`. Terms follow
+//! MISSION.md "Words we use": a *session* ends with one terminal status, a *stream* is one SSE
+//! connection, a *dropped* session never saw its terminal event.
+//!
+//! # Forward compatibility
+//! Deserialization deliberately does **not** use `deny_unknown_fields` (unlike scenario files,
+//! see CONVENTIONS 3). A report is only ever read back to be re-rendered (`dropzero report
+//! <report.json>`); a report written by a newer dropzero with extra, additive fields must still
+//! re-render with an older binary. Incompatible changes bump [`SCHEMA_VERSION`], and
+//! [`crate::parse_json`] refuses a version it does not know. Required fields stay required: a
+//! report missing one is corrupt, not old. The committed JSON Schema, by contrast, is strict
+//! (`additionalProperties: false`) so a test catches a model change that forgot the schema.
+//!
+//! # Floats
+//! JSON has no NaN or infinity (serde_json would write `null`, which then fails to read back),
+//! so every `f64` field is serialized through [`finite`], which turns a non-finite value into a
+//! serialization error naming the value. Quantities that can be undefined are `Option<f64>`.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The version of the `report.json` format this crate writes and reads.
+pub const SCHEMA_VERSION: &str = "1";
+
+/// Marker for the `schema_version` field: always serializes as [`SCHEMA_VERSION`] and refuses
+/// any other value on read, so a report can neither be written nor read with the wrong one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SchemaVersion;
+
+impl Serialize for SchemaVersion {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(SCHEMA_VERSION)
+    }
+}
+
+impl<'de> Deserialize<'de> for SchemaVersion {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let found = String::deserialize(deserializer)?;
+        if found == SCHEMA_VERSION {
+            Ok(SchemaVersion)
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "unsupported schema_version {found:?}, this build reads {SCHEMA_VERSION:?}"
+            )))
+        }
+    }
+}
+
+/// One scenario run, as written to `report.json`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub schema_version: SchemaVersion,
+    /// dropzero's own version (`CARGO_PKG_VERSION` of the harness).
+    pub tool_version: String,
+    pub run_id: String,
+    /// RFC 3339, e.g. `2025-01-31T12:00:00Z`.
+    pub started_at: String,
+    /// RFC 3339.
+    pub finished_at: String,
+    pub scenario: ScenarioInfo,
+    pub target: TargetInfo,
+    pub load: LoadInfo,
+    /// Filled by [`crate::evaluate`]; rendered first everywhere.
+    pub gates: Vec<GateResult>,
+    pub sessions: SessionCounts,
+    /// Why sessions were dropped (resume refused, session unknown, retries exhausted, ...).
+    pub drop_reasons: Vec<ReasonCount>,
+    /// Why streams were interrupted (connection reset, idle timeout, replica draining, ...).
+    pub interruption_reasons: Vec<ReasonCount>,
+    pub events: EventCounts,
+    pub tokens: TokenTotals,
+    pub latency: Latencies,
+    pub faults: Vec<FaultRecord>,
+    /// One point per second of the run.
+    pub timeline: Vec<TimelinePoint>,
+    /// Harness-side warnings that did not stop the run (a scrape failed, a child was slow to
+    /// exit, ...). Not gate input.
+    pub errors: Vec<String>,
+}
+
+/// The scenario as resolved for this run (after `--seed` / `--time-scale` overrides).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioInfo {
+    pub name: String,
+    pub description: String,
+    pub seed: u64,
+    #[serde(serialize_with = "finite::f64")]
+    pub time_scale: f64,
+    /// Path of the scenario file as given on the command line.
+    pub file: String,
+}
+
+/// What the run was pointed at.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TargetInfo {
+    /// `local`, `url` or `ecs`.
+    pub kind: String,
+    /// `resilient` or `naive` for the reference runtime; `None` when the harness cannot know
+    /// (a URL or ECS target running someone else's runtime).
+    pub mode: Option<String>,
+    /// Replicas (tasks) at the start of the run.
+    pub replicas: u32,
+    /// `memory`, `sqlite`, `redis://...`; `None` when unknown.
+    pub journal: Option<String>,
+}
+
+/// The load shape that was asked for.
+///
+/// The brief's single `target_users_or_rate` is split in two so that each number carries its
+/// unit; exactly one of them is `Some`, matching `model`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LoadInfo {
+    /// `closed` (users with think time) or `open` (arrival rate).
+    pub model: String,
+    /// Peak concurrent users for the closed model.
+    pub peak_users: Option<u64>,
+    /// Peak arrival rate in sessions per second for the open model.
+    #[serde(serialize_with = "finite::opt_f64")]
+    pub peak_rate_per_s: Option<f64>,
+    /// Planned duration (already multiplied by `time_scale`).
+    #[serde(serialize_with = "finite::f64")]
+    pub duration_s: f64,
+}
+
+/// The verdict of one gate. Produced by [`crate::evaluate`], not by hand.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GateResult {
+    /// The scenario key, e.g. `dropped_sessions`, `ttft_p99`.
+    pub name: String,
+    /// The limit, in `unit`.
+    #[serde(serialize_with = "finite::f64")]
+    pub threshold: f64,
+    /// What was measured, in `unit`; `None` when it could not be measured (no samples, zero
+    /// denominator), which always fails the gate.
+    #[serde(serialize_with = "finite::opt_f64")]
+    pub observed: Option<f64>,
+    pub passed: bool,
+    /// `count`, `ms` or `ratio`.
+    pub unit: String,
+    /// One sentence a reader of a CI log understands, e.g. "3 sessions dropped, at most 0
+    /// allowed".
+    pub message: String,
+}
+
+/// Session outcomes (MISSION "session", "resumed session", "dropped session").
+///
+/// `completed + dropped + failed + cancelled + budget_exceeded == started`: every started
+/// session gets exactly one outcome (a session still open when the run ends is `dropped`,
+/// "deadline passed"). `resumed` is a subset of those, not an outcome of its own.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionCounts {
+    pub started: u64,
+    pub completed: u64,
+    /// Interrupted at least once, then continued with no loss.
+    pub resumed: u64,
+    pub dropped: u64,
+    pub failed: u64,
+    pub cancelled: u64,
+    pub budget_exceeded: u64,
+    /// Open model: arrivals that could not start on schedule.
+    pub not_started: u64,
+    /// Streams that ended before their session's terminal event (a session may have several).
+    pub interrupted_streams: u64,
+}
+
+/// One line of a reason breakdown.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReasonCount {
+    pub reason: String,
+    pub count: u64,
+}
+
+/// Per-session event verification, summed over sessions.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventCounts {
+    pub received: u64,
+    /// Gaps in a session's sequence as the client saw it.
+    pub lost: u64,
+    /// Repeats in a session's sequence.
+    pub duplicated: u64,
+    /// Sessions whose `done` digest differs from what the client assembled.
+    pub content_mismatches: u64,
+}
+
+/// Tokens and money (MISSION "billed", "delivered", "wasted").
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TokenTotals {
+    /// From the mock LLM's ledger.
+    pub billed_input: u64,
+    pub billed_output: u64,
+    /// Output tokens that reached a client in sessions that completed.
+    pub delivered: u64,
+    /// Billed output that never became part of a completed session.
+    pub wasted: u64,
+    /// `wasted / billed_output`; `None` when nothing was billed. Use [`TokenTotals::ratio`].
+    #[serde(serialize_with = "finite::opt_f64")]
+    pub wasted_ratio: Option<f64>,
+    #[serde(serialize_with = "finite::f64")]
+    pub cost_usd: f64,
+    #[serde(serialize_with = "finite::f64")]
+    pub wasted_cost_usd: f64,
+}
+
+impl TokenTotals {
+    /// `numerator / denominator`, or `None` for a zero denominator, so the harness and the
+    /// gates agree on what an undefined ratio is.
+    pub fn ratio(numerator: u64, denominator: u64) -> Option<f64> {
+        // u64 → f64 loses precision only past 2^53 tokens, far beyond any run.
+        (denominator > 0).then(|| numerator as f64 / denominator as f64)
+    }
+}
+
+/// Latency distributions; the unit is in the field name.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Latencies {
+    /// Session request sent → first token event received.
+    pub ttft_ms: LatencySummary,
+    /// Gap between consecutive token events on the same stream.
+    pub itl_ms: LatencySummary,
+    /// Interruption detected → first event after reconnect.
+    pub resume_ms: LatencySummary,
+    /// Session creation → terminal event.
+    pub session_s: LatencySummary,
+    /// `POST /sessions` round trip.
+    pub create_ms: LatencySummary,
+}
+
+/// A summary of one HdrHistogram. All values are 0 when `count` is 0; the gates look at
+/// `count` before trusting a percentile.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LatencySummary {
+    pub count: u64,
+    #[serde(serialize_with = "finite::f64")]
+    pub p50: f64,
+    #[serde(serialize_with = "finite::f64")]
+    pub p90: f64,
+    #[serde(serialize_with = "finite::f64")]
+    pub p99: f64,
+    #[serde(serialize_with = "finite::f64")]
+    pub max: f64,
+    #[serde(serialize_with = "finite::f64")]
+    pub mean: f64,
+}
+
+/// One fault from the scenario timeline and what it cost.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FaultRecord {
+    /// `deploy`, `kill`, `oom`, `scale`, `llm_brownout`, ...
+    pub action: String,
+    /// Scheduled offset from the run start.
+    #[serde(serialize_with = "finite::f64")]
+    pub at_s: f64,
+    /// When the harness actually started it.
+    #[serde(serialize_with = "finite::f64")]
+    pub started_s: f64,
+    /// When it finished; `None` if it was still running at the end of the run.
+    #[serde(serialize_with = "finite::opt_f64")]
+    pub ended_s: Option<f64>,
+    /// The fault's parameters from the scenario, as given.
+    pub params: serde_json::Value,
+    /// Streams interrupted while this fault was active (attributed by the harness).
+    pub interrupted: u64,
+    /// Sessions dropped while this fault was active.
+    pub dropped: u64,
+    /// Wasted output tokens attributed to this fault.
+    pub wasted_tokens: u64,
+    #[serde(serialize_with = "finite::f64")]
+    pub wasted_cost_usd: f64,
+    pub notes: Vec<String>,
+}
+
+/// One second of the run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TimelinePoint {
+    /// Seconds since the run started (end of the one-second bucket).
+    #[serde(serialize_with = "finite::f64")]
+    pub t_s: f64,
+    pub active_sessions: u64,
+    #[serde(serialize_with = "finite::f64")]
+    pub tokens_per_s: f64,
+    pub replicas_ready: u32,
+    pub replicas_draining: u32,
+    /// Streams interrupted during this second.
+    pub interruptions: u64,
+    /// Sessions dropped during this second.
+    pub drops: u64,
+    /// Sessions completed during this second.
+    pub completed: u64,
+    /// Autoscaling view (ECS desired / running count); `None` for targets without one.
+    pub desired_tasks: Option<u32>,
+    pub running_tasks: Option<u32>,
+}
+
+/// Serializers that refuse NaN and infinity instead of writing `null`.
+pub(crate) mod finite {
+    use serde::{Serializer, ser::Error};
+
+    pub fn f64<S: Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+        if value.is_finite() {
+            serializer.serialize_f64(*value)
+        } else {
+            Err(S::Error::custom(format!(
+                "non-finite number {value} cannot be written to JSON"
+            )))
+        }
+    }
+
+    pub fn opt_f64<S: Serializer>(value: &Option<f64>, serializer: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(v) => f64(v, serializer),
+            None => serializer.serialize_none(),
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! `report.json`: the machine-readable report, and reading it back for re-rendering.
+//!
+//! The format is the serde form of [`Report`], pretty-printed with a trailing newline so it
+//! diffs well. The committed JSON Schema describes exactly this output.
+
+use std::io::Write;
+
+use crate::error::ReportError;
+use crate::model::Report;
+
+/// Writes `report` as pretty JSON. Fails on a non-finite number in the model (a harness bug)
+/// or on a write error.
+pub fn render_json(report: &Report, out: &mut impl Write) -> Result<(), ReportError> {
+    // Serialize into memory first so a model error never leaves half a file behind.
+    let text = serde_json::to_string_pretty(report).map_err(|source| ReportError::Serialize {
+        run_id: report.run_id.clone(),
+        source,
+    })?;
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.write_all(b"\n"))
+        .map_err(|source| ReportError::Write {
+            format: "json",
+            source,
+        })
+}
+
+/// Reads a `report.json` written by this or a newer dropzero of the same schema version.
+/// Unknown fields are ignored (see the `model` docs); missing ones and other schema versions
+/// are errors.
+pub fn parse_json(text: &str) -> Result<Report, ReportError> {
+    serde_json::from_str(text).map_err(ReportError::Parse)
+}

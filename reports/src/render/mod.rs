@@ -1,0 +1,8 @@
+//! Renderers: one function per output format, each `(&Report, &mut impl Write)`.
+//!
+//! They only format; every number they print is already in the [`crate::Report`]. None of them
+//! opens a file or decides a path: that is the harness's job.
+
+pub mod json;
+pub mod junit;
+pub mod markdown;

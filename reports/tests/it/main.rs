@@ -1,0 +1,8 @@
+//! Integration tests of dropzero-reports through its public API, in one test binary.
+
+/// Markdown and JUnit output of the sample report.
+mod render;
+/// A realistic report of a rolling deploy, shared by the other modules.
+mod sample;
+/// `report.json` against the committed JSON Schema, and the JSON round trip.
+mod schema;

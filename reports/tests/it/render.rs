@@ -1,0 +1,147 @@
+//! Markdown and JUnit renderings of the sample report.
+
+use dropzero_reports::*;
+
+use crate::sample;
+
+fn markdown(report: &Report) -> String {
+    let mut out = Vec::new();
+    render_markdown(report, &mut out).expect("renders");
+    String::from_utf8(out).expect("utf-8")
+}
+
+fn junit(report: &Report) -> String {
+    let mut out = Vec::new();
+    render_junit(report, &mut out).expect("renders");
+    String::from_utf8(out).expect("utf-8")
+}
+
+#[test]
+fn markdown_puts_the_verdict_and_gate_table_first() {
+    let md = markdown(&sample::report());
+    let mut lines = md.lines();
+    assert_eq!(
+        lines.next(),
+        Some("# dropzero: rolling-deploy — ❌ 1 of 9 gates failed")
+    );
+    assert_eq!(lines.next(), Some(""));
+    assert_eq!(
+        lines.next(),
+        Some("|  | Gate | Threshold | Observed | Detail |")
+    );
+    assert!(
+        md.contains("| ❌ | `dropped_sessions` | 0 | 1 | sessions dropped: 1, at most 0 allowed |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| ✅ | `wasted_token_ratio` | 2.00% | 0.77% |"),
+        "{md}"
+    );
+    let order: Vec<usize> = [
+        "## Sessions",
+        "### Drop reasons",
+        "### Interruption reasons",
+        "## Events",
+        "## Tokens and cost",
+        "## Latency",
+        "## Faults",
+        "## Timeline",
+        "## Harness warnings",
+    ]
+    .iter()
+    .map(|h| md.find(h).unwrap_or_else(|| panic!("{h} missing:\n{md}")))
+    .collect();
+    assert!(order.is_sorted(), "sections out of order:\n{md}");
+    assert!(
+        md.contains("| `deploy` | 18 s | 18.01 s | 41.70 s | 41 | 1 | 9216 | $0.1382 |"),
+        "{md}"
+    );
+    assert!(md.contains("- drops at 21 s (1)"), "{md}");
+}
+
+#[test]
+fn markdown_of_a_passing_empty_run_says_so() {
+    let mut report = Report::default();
+    report.scenario.name = "a|b<c>".into();
+    report.gates = evaluate(&[], &report);
+    let md = markdown(&report);
+    assert!(
+        md.starts_with("# dropzero: a\\|b&lt;c&gt; — ❌ 1 of 4 gates failed"),
+        "{md}"
+    );
+    assert!(md.contains("No faults were injected."));
+    assert!(md.contains("No timeline was recorded."));
+    assert!(!md.contains("## Harness warnings"));
+}
+
+#[test]
+fn junit_has_one_testcase_per_gate_and_counts_failures() {
+    let report = sample::report();
+    let xml = junit(&report);
+    let doc = roxmltree::Document::parse(&xml).expect("well-formed XML");
+    let suite = doc
+        .descendants()
+        .find(|n| n.has_tag_name("testsuite"))
+        .expect("a testsuite");
+    assert_eq!(suite.attribute("name"), Some("dropzero.rolling-deploy"));
+    assert_eq!(suite.attribute("tests"), Some("9"));
+    assert_eq!(suite.attribute("failures"), Some("1"));
+    let cases: Vec<_> = suite
+        .children()
+        .filter(|n| n.has_tag_name("testcase"))
+        .collect();
+    assert_eq!(cases.len(), report.gates.len());
+    let failed: Vec<_> = cases
+        .iter()
+        .filter_map(|c| c.children().find(|n| n.has_tag_name("failure")))
+        .map(|f| f.attribute("message").expect("message"))
+        .collect();
+    assert_eq!(failed, ["sessions dropped: 1, at most 0 allowed"]);
+}
+
+#[test]
+fn junit_escapes_markup_in_every_name() {
+    let nasty = r#"<a b="c" d='e'>&amp;</a>"#;
+    let mut report = sample::report();
+    report.scenario.name = nasty.into();
+    report.run_id = nasty.into();
+    report.errors = vec![nasty.into()];
+    for g in &mut report.gates {
+        g.name = format!("{}{nasty}", g.name);
+        g.message = nasty.into();
+        g.passed = false;
+    }
+    let xml = junit(&report);
+    let doc = roxmltree::Document::parse(&xml).expect("still well-formed");
+    let suite = doc
+        .descendants()
+        .find(|n| n.has_tag_name("testsuite"))
+        .expect("a testsuite");
+    assert_eq!(
+        suite.attribute("name"),
+        Some(format!("dropzero.{nasty}").as_str())
+    );
+    assert_eq!(suite.attribute("failures"), Some("9"));
+    for case in suite.children().filter(|n| n.has_tag_name("testcase")) {
+        assert!(case.attribute("name").expect("name").ends_with(nasty));
+        let failure = case
+            .children()
+            .find(|n| n.has_tag_name("failure"))
+            .expect("failed");
+        assert_eq!(failure.attribute("message"), Some(nasty));
+    }
+    let err = doc
+        .descendants()
+        .find(|n| n.has_tag_name("system-err"))
+        .and_then(|n| n.text());
+    assert_eq!(err, Some(nasty));
+}
+
+#[test]
+fn all_passed_follows_the_gates() {
+    let mut report = sample::report();
+    assert!(!all_passed(&report));
+    report.sessions.dropped = 0;
+    report.gates = evaluate(&[GateSpec::DroppedSessions { max: 0 }], &report);
+    assert!(all_passed(&report));
+}

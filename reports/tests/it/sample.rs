@@ -1,0 +1,142 @@
+//! A realistic report of a rolling deploy against three resilient replicas, filled the way the
+//! harness fills it, with gates evaluated by the crate.
+
+use std::time::Duration;
+
+use dropzero_reports::*;
+
+pub fn report() -> Report {
+    let mut r = Report {
+        schema_version: SchemaVersion,
+        tool_version: "0.1.0".into(),
+        run_id: "20250131T120000Z-7".into(),
+        started_at: "2025-01-31T12:00:00Z".into(),
+        finished_at: "2025-01-31T12:01:00.250Z".into(),
+        scenario: ScenarioInfo {
+            name: "rolling-deploy".into(),
+            description: "Replace every replica while 200 long sessions stream".into(),
+            seed: 7,
+            time_scale: 0.05,
+            file: "scenarios/rolling-deploy.toml".into(),
+        },
+        target: TargetInfo {
+            kind: "local".into(),
+            mode: Some("resilient".into()),
+            replicas: 3,
+            journal: Some("sqlite".into()),
+        },
+        load: LoadInfo {
+            model: "closed".into(),
+            peak_users: Some(200),
+            peak_rate_per_s: None,
+            duration_s: 60.0,
+        },
+        gates: Vec::new(),
+        sessions: SessionCounts {
+            started: 412,
+            completed: 405,
+            resumed: 37,
+            dropped: 1,
+            failed: 2,
+            cancelled: 3,
+            budget_exceeded: 1,
+            not_started: 0,
+            interrupted_streams: 41,
+        },
+        drop_reasons: vec![ReasonCount {
+            reason: "retries_exhausted".into(),
+            count: 1,
+        }],
+        interruption_reasons: vec![
+            ReasonCount {
+                reason: "replica_draining".into(),
+                count: 38,
+            },
+            ReasonCount {
+                reason: "connection_reset".into(),
+                count: 3,
+            },
+        ],
+        events: EventCounts {
+            received: 1_204_331,
+            lost: 0,
+            duplicated: 0,
+            content_mismatches: 0,
+        },
+        tokens: TokenTotals {
+            billed_input: 2_061_000,
+            billed_output: 1_190_220,
+            delivered: 1_181_004,
+            wasted: 9_216,
+            wasted_ratio: TokenTotals::ratio(9_216, 1_190_220),
+            cost_usd: 24.036_3,
+            wasted_cost_usd: 0.138_24,
+        },
+        latency: Latencies {
+            ttft_ms: summary(412, 640.0, 1_900.0),
+            itl_ms: summary(1_200_000, 33.0, 95.0),
+            resume_ms: summary(40, 120.0, 480.0),
+            session_s: summary(405, 9.0, 29.5),
+            create_ms: summary(412, 4.0, 18.0),
+        },
+        faults: vec![FaultRecord {
+            action: "deploy".into(),
+            at_s: 18.0,
+            started_s: 18.01,
+            ended_s: Some(41.7),
+            params: serde_json::json!({ "minimum_healthy_percent": 100, "maximum_percent": 200 }),
+            interrupted: 41,
+            dropped: 1,
+            wasted_tokens: 9_216,
+            wasted_cost_usd: 0.138_24,
+            notes: vec!["replica r1 drained in 4.2 s".into()],
+        }],
+        timeline: (1..=60u32)
+            .map(|t| {
+                let deploying = (19..=41).contains(&t);
+                let active = u64::from((t * 4).min(200));
+                TimelinePoint {
+                    t_s: f64::from(t),
+                    active_sessions: active,
+                    tokens_per_s: 30.0 * active as f64,
+                    replicas_ready: if deploying { 2 } else { 3 },
+                    replicas_draining: u32::from(deploying),
+                    interruptions: if t == 20 { 41 } else { 0 },
+                    drops: u64::from(t == 21),
+                    completed: if t > 10 { 8 } else { 0 },
+                    desired_tasks: None,
+                    running_tasks: None,
+                }
+            })
+            .collect(),
+        errors: vec!["scrape of r2 /metrics failed once: connection refused".into()],
+    };
+    let specs = [
+        GateSpec::DroppedSessions { max: 0 },
+        GateSpec::TtftP99 {
+            max: Duration::from_secs(5),
+        },
+        GateSpec::ItlP99 {
+            max: Duration::from_millis(250),
+        },
+        GateSpec::WastedTokenRatio {
+            max: Fraction::new(0.02).expect("valid"),
+        },
+        GateSpec::ErrorRate {
+            max: Fraction::new(0.01).expect("valid"),
+        },
+    ];
+    r.gates = evaluate(&specs, &r);
+    r
+}
+
+fn summary(count: u64, p50: f64, p99: f64) -> LatencySummary {
+    LatencySummary {
+        count,
+        p50,
+        p90: (p50 + p99) / 2.0,
+        p99,
+        max: p99 * 1.4,
+        mean: p50 * 1.1,
+    }
+}

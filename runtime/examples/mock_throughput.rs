@@ -1,0 +1,178 @@
+//! Measures the mock LLM: streamed tokens per second on one core with per-token SSE framing,
+//! and the latency the mock adds to the configured inter-token gap.
+//!
+//! The mock runs on its own current-thread runtime in one OS thread (one core at most); the
+//! clients run on another thread so their parsing is not billed to the mock. The thread's own
+//! CPU time (`RUSAGE_THREAD`) is reported too, since the host may be shared.
+//!
+//! `cargo run --release -p dropzero-runtime --example mock_throughput -- [clients] [tokens] [secs]`
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use dropzero_runtime::mock::{self, LatencySpec, MockConfig, Profile};
+use dropzero_sse::{Item, Limits, Parser};
+use futures::StreamExt;
+use hdrhistogram::Histogram;
+use tokio_util::sync::CancellationToken;
+
+/// A mock on its own thread; `stop` returns the CPU time that thread used.
+struct Server {
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+    thread: std::thread::JoinHandle<anyhow::Result<Duration>>,
+}
+
+impl Server {
+    fn start(profile: Profile) -> anyhow::Result<Server> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let shutdown = CancellationToken::new();
+        let token = shutdown.clone();
+        let thread = std::thread::spawn(move || -> anyhow::Result<Duration> {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                let listener = tokio::net::TcpListener::from_std(listener)?;
+                mock::serve(listener, MockConfig { seed: 1, profile }, token).await
+            })?;
+            let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_THREAD)?;
+            let (u, s) = (usage.user_time(), usage.system_time());
+            Ok(
+                Duration::from_micros((u.tv_sec() * 1_000_000 + u.tv_usec()) as u64)
+                    + Duration::from_micros((s.tv_sec() * 1_000_000 + s.tv_usec()) as u64),
+            )
+        });
+        Ok(Server {
+            addr,
+            shutdown,
+            thread,
+        })
+    }
+
+    fn stop(self) -> anyhow::Result<Duration> {
+        self.shutdown.cancel();
+        self.thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("server thread panicked"))?
+    }
+}
+
+/// Stream one response; call `on_token` at each text delta.
+async fn stream(
+    http: &reqwest::Client,
+    addr: SocketAddr,
+    tokens: u32,
+    mut on_token: impl FnMut(Instant),
+) -> anyhow::Result<()> {
+    let body = serde_json::json!({
+        "model": "bench", "max_tokens": 1_000_000, "stream": true,
+        "messages": [{"role": "user", "content": format!("bench [dz tokens={tokens}]")}],
+    });
+    let resp = http
+        .post(format!("http://{addr}/v1/messages"))
+        .json(&body)
+        .send()
+        .await?;
+    let mut parser = Parser::new(Limits::default());
+    let (mut items, mut bytes) = (Vec::new(), resp.bytes_stream());
+    while let Some(chunk) = bytes.next().await {
+        parser.feed(&chunk?, &mut items)?;
+        let now = Instant::now();
+        for item in items.drain(..) {
+            if matches!(&item, Item::Event(e) if e.event == "content_block_delta") {
+                on_token(now);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let arg = |i: usize, default: u64| -> anyhow::Result<u64> {
+        std::env::args()
+            .nth(i)
+            .map_or(Ok(default), |a| a.parse().context("numeric argument"))
+    };
+    let (clients, tokens, secs) = (arg(1, 64)?, arg(2, 2000)? as u32, arg(3, 5)?);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients as usize)
+        .build()?;
+
+    // 1. Throughput: zero latency, `clients` streams back to back for `secs` seconds.
+    let server = Server::start(Profile {
+        max_concurrent: 1 << 20,
+        ..Profile::zero_latency()
+    })?;
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let started = Instant::now();
+    let counts = rt.block_on(futures::future::join_all((0..clients).map(|_| {
+        let http = http.clone();
+        async move {
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                stream(&http, server.addr, tokens, |_| n += 1).await?;
+            }
+            anyhow::Ok(n)
+        }
+    })));
+    let elapsed = started.elapsed().as_secs_f64();
+    let total: u64 = counts.into_iter().sum::<anyhow::Result<u64>>()?;
+    let cpu = server.stop()?.as_secs_f64();
+    println!(
+        "throughput: {clients} clients x {tokens}-token streams, {elapsed:.1}s: {total} tokens, \
+         {:.0} tokens/s wall, mock thread CPU {cpu:.2}s => {:.0} tokens per mock CPU-second",
+        total as f64 / elapsed,
+        total as f64 / cpu.max(1e-9)
+    );
+
+    // 2. Added latency: a constant 2 ms gap (median = p99), `clients` streams of 500 tokens.
+    let gap = Duration::from_millis(2);
+    let profile = Profile {
+        ttft: LatencySpec::ZERO,
+        itl: LatencySpec {
+            median: gap,
+            p99: gap,
+        },
+        max_concurrent: 1 << 20,
+        ..Profile::fast()
+    };
+    let server = Server::start(profile)?;
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let results = rt.block_on(futures::future::join_all((0..clients).map(|_| {
+        let http = http.clone();
+        async move {
+            let mut local = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+            let mut prev: Option<Instant> = None;
+            stream(&http, server.addr, 500, |now| {
+                if let Some(p) = prev {
+                    let added = now.duration_since(p).saturating_sub(gap);
+                    local.saturating_record(added.as_micros().max(1) as u64);
+                }
+                prev = Some(now);
+            })
+            .await?;
+            anyhow::Ok(local)
+        }
+    })));
+    for local in results {
+        hist.add(local?)?;
+    }
+    server.stop()?;
+    println!(
+        "added latency over a {gap:?} gap, {clients} streams x 500 tokens: p50 {}us p99 {}us \
+         p99.9 {}us max {}us ({} gaps)",
+        hist.value_at_quantile(0.5),
+        hist.value_at_quantile(0.99),
+        hist.value_at_quantile(0.999),
+        hist.max(),
+        hist.len()
+    );
+    Ok(())
+}

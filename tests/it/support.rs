@@ -1,0 +1,81 @@
+//! Starting `dropzero` subcommands as real child processes, bounded in time.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+pub use dropzero_tests::{dropzero_bin, repo_root};
+
+/// A child process killed on drop, with the address it printed.
+pub struct Server {
+    pub child: Child,
+    pub addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Start `dropzero <args>` and read its `{"listening":"addr"}` line.
+pub fn start(args: &[&str]) -> Server {
+    let mut child = Command::new(dropzero_bin())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("dropzero binary runs (scripts/test.sh builds it first)");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("listening line");
+    let v: serde_json::Value = serde_json::from_str(&line).expect("listening line is JSON");
+    let addr = v["listening"]
+        .as_str()
+        .expect("listening address")
+        .to_string();
+    Server { child, addr }
+}
+
+/// A small, fast scenario for end-to-end runs: 6 simulated minutes at time_scale 0.01.
+pub fn small_scenario(
+    dir: &std::path::Path,
+    mode: &str,
+    journal: &str,
+    gates: &str,
+) -> std::path::PathBuf {
+    let text = format!(
+        r#"
+name = "e2e-small"
+description = "a small steady run for the end-to-end tests"
+seed = 11
+time_scale = 0.01
+duration = "6m"
+
+[target]
+kind = "local"
+replicas = 2
+mode = "{mode}"
+journal = "{journal}"
+
+[load]
+model = "closed"
+stages = [ {{ users = 6, ramp = "30s", hold = "5m30s" }} ]
+
+[sessions]
+length = {{ median = "1m", p99 = "2m" }}
+tokens_per_second = 40
+
+[llm]
+ttft = {{ median = "20ms", p99 = "80ms" }}
+
+[gates]
+{gates}
+"#
+    );
+    let path = dir.join("e2e-small.toml");
+    std::fs::write(&path, text).expect("write scenario");
+    path
+}
