@@ -46,7 +46,13 @@ async fn create_is_idempotent_per_key() {
     let (s1, _, b1) = call(&st, req("k1")).await;
     assert_eq!(s1, StatusCode::CREATED);
     assert!(b1["session_id"].as_str().unwrap().starts_with("s_"));
-    assert_eq!(b1["events_url"], json!(format!("/v1/sessions/{}/events", b1["session_id"].as_str().unwrap())));
+    assert_eq!(
+        b1["events_url"],
+        json!(format!(
+            "/v1/sessions/{}/events",
+            b1["session_id"].as_str().unwrap()
+        ))
+    );
     let (s2, _, b2) = call(&st, req("k1")).await;
     assert_eq!(s2, StatusCode::OK);
     assert_eq!(b1, b2);
@@ -60,7 +66,10 @@ async fn bad_bodies_name_the_field() {
     let st = state(Config::new("http://127.0.0.1:9"));
     for (body, field) in [
         (r#"{"query":"x","bogus":1}"#, Some("bogus")),
-        (r#"{"query":"x","budget":{"max_cost_usd":"lots"}}"#, Some("budget.max_cost_usd")),
+        (
+            r#"{"query":"x","budget":{"max_cost_usd":"lots"}}"#,
+            Some("budget.max_cost_usd"),
+        ),
         (r#"{"query":"x","budget":{"nope":1}}"#, Some("budget.nope")),
         (r#"{"query":""}"#, Some("query")),
         (r#"{"query":7}"#, Some("query")),
@@ -118,21 +127,57 @@ async fn tokens_unknown_sessions_and_last_event_id() {
     let events = format!("/v1/sessions/{id}/events");
     for (req, status, kind) in [
         (get(events.clone(), None, None), 401, "unauthorized"),
-        (get(events.clone(), Some("rt_wrong"), None), 401, "unauthorized"),
-        (get(format!("/v1/sessions/{id}"), None, None), 401, "unauthorized"),
-        (get("/v1/sessions/s_nope/events".into(), Some(token), None), 404, "not_found"),
-        (get("/v1/sessions/s_nope".into(), Some(token), None), 404, "not_found"),
-        (get(events.clone(), Some(token), Some("abc")), 400, "invalid_last_event_id"),
-        (get(events.clone(), Some(token), Some("-1")), 400, "invalid_last_event_id"),
-        (get(events.clone(), Some(token), Some("999999")), 400, "invalid_last_event_id"),
-        (get(format!("{events}?after=x&token={token}"), None, None), 400, "invalid_last_event_id"),
+        (
+            get(events.clone(), Some("rt_wrong"), None),
+            401,
+            "unauthorized",
+        ),
+        (
+            get(format!("/v1/sessions/{id}"), None, None),
+            401,
+            "unauthorized",
+        ),
+        (
+            get("/v1/sessions/s_nope/events".into(), Some(token), None),
+            404,
+            "not_found",
+        ),
+        (
+            get("/v1/sessions/s_nope".into(), Some(token), None),
+            404,
+            "not_found",
+        ),
+        (
+            get(events.clone(), Some(token), Some("abc")),
+            400,
+            "invalid_last_event_id",
+        ),
+        (
+            get(events.clone(), Some(token), Some("-1")),
+            400,
+            "invalid_last_event_id",
+        ),
+        (
+            get(events.clone(), Some(token), Some("999999")),
+            400,
+            "invalid_last_event_id",
+        ),
+        (
+            get(format!("{events}?after=x&token={token}"), None, None),
+            400,
+            "invalid_last_event_id",
+        ),
     ] {
         let uri = req.uri().clone();
         let (s, _, b) = call(&st, req).await;
         assert_eq!(s.as_u16(), status, "{uri}: {b}");
         assert_eq!(b["error"]["type"], kind, "{uri}");
     }
-    let (s, _, b) = call(&st, get(format!("/v1/sessions/{id}?token={token}"), None, None)).await;
+    let (s, _, b) = call(
+        &st,
+        get(format!("/v1/sessions/{id}?token={token}"), None, None),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(b["session_id"], id);
     let del = Request::delete(format!("/v1/sessions/{id}"))
@@ -157,7 +202,16 @@ async fn health_ready_metrics_and_cors() {
         .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
         .await
         .unwrap();
-    let text = String::from_utf8(response.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    let text = String::from_utf8(
+        response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
     for name in [
         "dropzero_replica_info{",
         "dropzero_active_sessions ",
@@ -179,7 +233,13 @@ async fn health_ready_metrics_and_cors() {
     assert_eq!(h["access-control-allow-origin"], "http://app.example");
     st.drain.start();
     let (s, _, b) = call(&st, Request::get("/readyz").body(Body::empty()).unwrap()).await;
-    assert_eq!((s, b), (StatusCode::SERVICE_UNAVAILABLE, json!({"status": "draining"})));
+    assert_eq!(
+        (s, b),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "draining"})
+        )
+    );
     let (s, h, b) = call(&st, create_req(r#"{"query":"x"}"#)).await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(b["error"]["type"], "draining");

@@ -12,7 +12,7 @@ use dropzero_runtime::{
     session::{EventRecord, SessionRecord},
 };
 use serde_json::json;
-use support::{Resume, create, digest, read, serve, stub_llm, verify};
+use support::{Resume, create, digest, read, serve, verify};
 
 fn open(path: &std::path::Path) -> Arc<dyn Journal> {
     Arc::new(SqliteJournal::open(path).unwrap())
@@ -22,15 +22,16 @@ fn open(path: &std::path::Path) -> Arc<dyn Journal> {
 async fn each_replica_serves_the_others_sessions() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("journal.db");
-    let (llm, _stub) = stub_llm::start(stub_llm::Stub {
-        gap: Duration::from_millis(2),
-        ..Default::default()
-    })
-    .await;
-    let a = serve(Config::new(&llm), open(&path)).await;
-    let b = serve(Config::new(&llm), open(&path)).await;
+    let mock = support::mock(support::profile(Duration::from_millis(2))).await;
+    let llm = &mock.url;
+    let a = serve(Config::new(llm), open(&path)).await;
+    let b = serve(Config::new(llm), open(&path)).await;
     let on_a = create(&a.base, json!({"query": "alpha [dz tokens=40]"})).await;
-    let on_b = create(&b.base, json!({"query": "beta [dz tokens=40] [dz tool=search]"})).await;
+    let on_b = create(
+        &b.base,
+        json!({"query": "beta [dz tokens=40] [dz tool=search]"}),
+    )
+    .await;
     // Live tail from the other replica (it polls the journal), then a replay from the owner.
     for (session, reader, owner) in [(&on_a, &b, &a), (&on_b, &a, &b)] {
         let remote = read(&reader.base, session, Resume::Start, None).await;
@@ -70,7 +71,8 @@ async fn appends_are_ordered_durable_and_survive_reopen() {
     let record = SessionRecord::new("r1", "q".into(), Default::default(), None, Some("k".into()));
     let id = record.session_id.clone();
     assert!(!journal.create(record.clone()).await.unwrap().existed);
-    let mut again = SessionRecord::new("r2", "q".into(), Default::default(), None, Some("k".into()));
+    let mut again =
+        SessionRecord::new("r2", "q".into(), Default::default(), None, Some("k".into()));
     again.session_id = "s_other".into();
     let existing = journal.create(again).await.unwrap();
     assert!(existing.existed);
@@ -95,5 +97,14 @@ async fn appends_are_ordered_durable_and_survive_reopen() {
     let page = reopened.read_after(id.clone(), 100, 50).await.unwrap();
     assert_eq!(page.first().unwrap().seq, 101);
     assert_eq!(page.last().unwrap().seq, 150);
-    assert_eq!(reopened.session(id).await.unwrap().unwrap().owner.as_deref(), Some("r1"));
+    assert_eq!(
+        reopened
+            .session(id)
+            .await
+            .unwrap()
+            .unwrap()
+            .owner
+            .as_deref(),
+        Some("r1")
+    );
 }
