@@ -1,5 +1,7 @@
 //! Agent behaviour against the mock LLM: retries with prefill, budgets, cancel, naive mode.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on setup errors
+
 mod support;
 
 use std::time::Duration;

@@ -1,5 +1,7 @@
 //! Handler tests through `app(...).oneshot`: status codes and error bodies of protocol §1.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on setup errors
+
 mod support;
 
 use axum::{

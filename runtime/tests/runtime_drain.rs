@@ -2,6 +2,8 @@
 //! ones are refused with 503 + Retry-After, `/readyz` says draining, `serve` returns Ok; at
 //! the drain deadline streams end without `done` and the session is released.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on setup errors
+
 mod support;
 
 use std::time::Duration;

@@ -2,6 +2,8 @@
 //! each serves the other's sessions, idempotency keys hold across them, and the journal
 //! survives a reopen.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on setup errors
+
 mod support;
 
 use std::{sync::Arc, time::Duration};
