@@ -1,17 +1,20 @@
-//! Full sessions over real HTTP against the LLM stub: events, digest, resume at every seq.
+//! Full sessions over real HTTP against the mock LLM: events, digest, resume at every seq.
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on setup errors
 
 mod support;
 
+use std::time::Duration;
+
 use dropzero_runtime::Config;
 use serde_json::json;
-use support::{Resume, create, digest, memory, read, serve, stub_llm, verify};
+use support::{Resume, create, digest, memory, read, serve, verify};
 
 #[tokio::test]
 async fn session_completes_and_resumes_at_every_seq() {
-    let (llm, _stub) = stub_llm::start(stub_llm::Stub::default()).await;
-    let rt = serve(Config::new(&llm), memory()).await;
+    let llm = support::mock(support::profile(Duration::ZERO)).await;
+    let llm = &llm.url;
+    let rt = serve(Config::new(llm), memory()).await;
     let s = create(
         &rt.base,
         json!({"query": "explain [dz tokens=12] [dz tool=search]"}),
@@ -41,12 +44,9 @@ async fn session_completes_and_resumes_at_every_seq() {
 
 #[tokio::test]
 async fn resume_mid_session_loses_and_repeats_nothing() {
-    let (llm, _stub) = stub_llm::start(stub_llm::Stub {
-        gap: std::time::Duration::from_millis(2),
-        ..Default::default()
-    })
-    .await;
-    let rt = serve(Config::new(&llm), memory()).await;
+    let mock = support::mock(support::profile(Duration::from_millis(2))).await;
+    let llm = &mock.url;
+    let rt = serve(Config::new(llm), memory()).await;
     let s = create(
         &rt.base,
         json!({"query": "long [dz tokens=60] [dz steps=3]"}),

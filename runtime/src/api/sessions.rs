@@ -113,10 +113,11 @@ async fn parse_body(
     })?;
     let de = &mut serde_json::Deserializer::from_slice(&bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
+        // The path already ends in an unknown field's name.
         let mut field = e.path().to_string();
         let message = e.inner().to_string();
-        // serde names an unknown field in the message, not the path: append it.
-        if let Some(rest) = message.strip_prefix("unknown field `")
+        // A missing field is named in the message, not the path.
+        if let Some(rest) = message.strip_prefix("missing field `")
             && let Some(name) = rest.split('`').next()
         {
             field = if field == "." {

@@ -26,7 +26,7 @@ use tracing::Instrument;
 use super::{AppError, sessions::authorize};
 use crate::{
     config::Mode,
-    session::{EventRecord, LocalSession},
+    session::{EventRecord, LocalSession, SessionStatus},
     state::AppState,
 };
 
@@ -38,7 +38,7 @@ pub async fn events(
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    authorize(&state, &id, &headers, &query).await?;
+    let record = authorize(&state, &id, &headers, &query).await?;
     let after = cursor(&headers, &query)?;
     let last = state.journal.last_seq(id.clone()).await?;
     if after > last {
@@ -46,6 +46,8 @@ pub async fn events(
             "event {after} is beyond the session's last event {last}"
         )));
     }
+    // A finished session read from its last event on: nothing follows, end at once.
+    let nothing_left = record.status != SessionStatus::Running && after >= record.last_seq;
     let local = state.local.get(&id);
     if state.config.mode == Mode::Naive {
         let Some(local) = &local else {
@@ -59,7 +61,11 @@ pub async fn events(
     }
     let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(64);
     let span = tracing::info_span!("stream", session_id = %id, after);
-    tokio::spawn(pump(state, id, after, local, tx).instrument(span));
+    if nothing_left {
+        let _ = tx.try_send(Ok(Bytes::from_static(b"retry: 1000\n\n")));
+    } else {
+        tokio::spawn(pump(state, id, after, local, tx).instrument(span));
+    }
     let mut response = Body::from_stream(ReceiverStream::new(rx)).into_response();
     let h = response.headers_mut();
     h.insert(

@@ -2,17 +2,73 @@
 //! port 0, and an SSE reader that verifies what it reads.
 #![allow(dead_code)]
 
-pub mod stub_llm;
-
 use std::sync::Arc;
 
-use dropzero_runtime::{AppState, Config, journal::Journal};
+use dropzero_runtime::{
+    AppState, Config,
+    journal::Journal,
+    mock::{LatencySpec, MockConfig, Profile},
+};
 use dropzero_sse::{Item, Limits, Parser};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+/// The real mock LLM (docs/protocol.md §4) on port 0; it stops when the test's runtime does.
+pub struct Mock {
+    pub url: String,
+    pub shutdown: CancellationToken,
+}
+
+/// A mock whose tokens arrive `gap` apart (TTFT a few ms).
+pub fn profile(gap: std::time::Duration) -> Profile {
+    let mut p = Profile::fast();
+    if !gap.is_zero() {
+        p.itl = LatencySpec {
+            median: gap,
+            p99: gap * 2,
+        };
+    }
+    p
+}
+
+pub async fn mock(profile: Profile) -> Mock {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let shutdown = CancellationToken::new();
+    let config = MockConfig { seed: 7, profile };
+    tokio::spawn(dropzero_runtime::mock::serve(
+        listener,
+        config,
+        shutdown.clone(),
+    ));
+    Mock { url, shutdown }
+}
+
+impl Mock {
+    pub async fn faults(&self, spec: Value) {
+        let r = reqwest::Client::new()
+            .post(format!("{}/mock/faults", self.url))
+            .json(&spec)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{:?}", r.text().await);
+    }
+
+    /// The ledger row of one session (`x-dropzero-session`).
+    pub async fn billed(&self, session_id: &str) -> Value {
+        let ledger: Value = reqwest::get(format!("{}/mock/ledger", self.url))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        ledger["sessions"][session_id].clone()
+    }
+}
 
 pub struct Runtime {
     pub base: String,
@@ -81,6 +137,15 @@ pub enum Resume {
 
 /// Read a stream until it ends (or `max` events arrived, then disconnect).
 pub async fn read(base: &str, s: &Created, resume: Resume, max: Option<usize>) -> Vec<Ev> {
+    tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        read_inner(base, s, resume, max),
+    )
+    .await
+    .expect("stream did not end within 20 s")
+}
+
+async fn read_inner(base: &str, s: &Created, resume: Resume, max: Option<usize>) -> Vec<Ev> {
     let mut url = format!("{base}/v1/sessions/{}/events", s.id);
     if let Resume::Query(k) = resume {
         url.push_str(&format!("?after={k}"));
