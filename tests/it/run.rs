@@ -71,7 +71,16 @@ fn an_impossible_gate_fails_the_run_with_exit_1() {
     // No real stack produces a first token within a microsecond.
     let scenario = small_scenario(dir.path(), "resilient", "memory", "ttft_p99 = \"1us\"");
     let out = dir.path().join("out");
-    let output = run(&scenario, &out, &["--set", "duration=\"3m\"", "--set", "load.stages.0.hold=\"2m\""]);
+    let output = run(
+        &scenario,
+        &out,
+        &[
+            "--set",
+            "duration=\"3m\"",
+            "--set",
+            "load.stages.0.hold=\"2m\"",
+        ],
+    );
     assert_eq!(
         output.status.code(),
         Some(1),
