@@ -49,7 +49,7 @@ pub struct RuntimeArgs {
     /// Output price, USD per million tokens.
     #[arg(long, default_value_t = 15.0)]
     pub price_output_per_mtok: f64,
-    /// Longest one step (all its LLM calls and tools) may take per attempt.
+    /// Longest one LLM call may take (each attempt); a call over it is retried like a cut.
     #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
     pub step_timeout: Duration,
     /// Retries of one LLM call after 429/529/5xx/connection errors/cut streams.
@@ -169,9 +169,11 @@ impl Config {
     /// Resolve the command line; the journal spec is returned alongside because opening it
     /// is I/O and belongs to `run`.
     pub fn from_args(args: &RuntimeArgs) -> anyhow::Result<(Config, JournalSpec)> {
-        let journal: JournalSpec = args.journal.parse()?;
+        let mut journal: JournalSpec = args.journal.parse()?;
         if args.mode == Mode::Naive && journal != JournalSpec::Memory {
-            anyhow::bail!("--mode naive keeps sessions in memory; drop --journal");
+            // Naive mode exists to show the fragile design; it never uses a durable journal.
+            tracing::warn!(journal = %args.journal, "--mode naive keeps sessions in memory; ignoring --journal");
+            journal = JournalSpec::Memory;
         }
         if args.keepalive.is_zero() {
             anyhow::bail!("--keepalive must be positive");
@@ -206,4 +208,70 @@ impl Config {
 fn random_replica_id() -> String {
     let id = uuid::Uuid::new_v4().simple().to_string();
     format!("r_{}", &id[..8])
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: RuntimeArgs,
+    }
+
+    fn resolve(flags: &[&str]) -> anyhow::Result<(Config, JournalSpec)> {
+        let cli = Cli::try_parse_from(std::iter::once("runtime").chain(flags.iter().copied()))?;
+        Config::from_args(&cli.args)
+    }
+
+    #[test]
+    fn journal_specs() {
+        for (spec, expected) in [
+            ("memory", Some(JournalSpec::Memory)),
+            (
+                "sqlite:/tmp/j.db",
+                Some(JournalSpec::Sqlite("/tmp/j.db".into())),
+            ),
+            ("sqlite:", None),
+            ("redis://localhost:6379", None),
+        ] {
+            assert_eq!(spec.parse::<JournalSpec>().ok(), expected, "{spec}");
+        }
+    }
+
+    #[test]
+    fn flags_resolve() -> anyhow::Result<()> {
+        let (config, journal) = resolve(&[
+            "--mode",
+            "resilient",
+            "--journal",
+            "sqlite:/tmp/x.db",
+            "--replica-id",
+            "r7",
+            "--keepalive",
+            "150ms",
+            "--drain-timeout",
+            "2s",
+            "--api-key",
+            "a",
+            "--api-key",
+            "b",
+            "--price-output-per-mtok",
+            "10",
+        ])?;
+        assert_eq!(journal, JournalSpec::Sqlite("/tmp/x.db".into()));
+        assert_eq!(config.replica_id, "r7");
+        assert_eq!(config.keepalive, Duration::from_millis(150));
+        assert_eq!(config.drain_timeout, Duration::from_secs(2));
+        assert_eq!(config.api_keys, ["a", "b"]);
+        assert_eq!(config.prices.output_per_mtok, 10.0);
+        let (naive, journal) = resolve(&["--mode", "naive", "--journal", "sqlite:/tmp/x.db"])?;
+        assert_eq!((naive.mode, journal), (Mode::Naive, JournalSpec::Memory));
+        assert!(resolve(&["--keepalive", "0s"]).is_err());
+        assert!(resolve(&["--journal", "postgres"]).is_err());
+        Ok(())
+    }
 }

@@ -168,4 +168,22 @@ async fn naive_mode_refuses_a_second_stream() {
     assert_eq!(second.status(), 409);
     let body: serde_json::Value = second.json().await.unwrap();
     assert_eq!(body["error"]["type"], "resume_unsupported");
+    // The first stream's client went away (read returned and dropped it): the session is
+    // cancelled, and its LLM calls stop.
+    let status_url = format!("{}/v1/sessions/{}?token={}", rt.base, s.id, s.token);
+    let mut status = String::new();
+    for _ in 0..100 {
+        let v: serde_json::Value = reqwest::get(&status_url)
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        status = v["status"].as_str().unwrap().to_string();
+        if status != "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(status, "cancelled");
 }

@@ -66,3 +66,41 @@ async fn resume_mid_session_loses_and_repeats_nothing() {
     assert_eq!(done["status"], "completed");
     assert_eq!(done["content_sha256"], json!(digest(&seen)));
 }
+
+#[tokio::test]
+async fn silence_is_filled_with_keepalives() {
+    let mut slow = support::profile(Duration::ZERO);
+    slow.ttft = dropzero_runtime::mock::LatencySpec {
+        median: Duration::from_millis(400),
+        p99: Duration::from_millis(500),
+    };
+    let mock = support::mock(slow).await;
+    let mut config = Config::new(&mock.url);
+    config.keepalive = Duration::from_millis(40);
+    let rt = serve(config, memory()).await;
+    let s = create(
+        &rt.base,
+        json!({"query": "wait [dz tokens=3] [dz steps=1]"}),
+    )
+    .await;
+    let mut response = reqwest::Client::new()
+        .get(format!(
+            "{}/v1/sessions/{}/events?token={}",
+            rt.base, s.id, s.token
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    assert_eq!(response.headers()["cache-control"], "no-cache");
+    let mut body = String::new();
+    while !body.contains(": keepalive\n\n") {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), response.chunk())
+            .await
+            .expect("bytes within 5 s")
+            .unwrap()
+            .expect("stream still open");
+        body.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    assert!(body.starts_with("retry: 1000\n\n"), "{body}");
+}
