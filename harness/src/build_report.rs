@@ -93,20 +93,11 @@ pub fn build(i: Inputs<'_>) -> r::Report {
             model: model.to_string(),
             peak_users,
             peak_rate_per_s: peak_rate,
-            duration_s: m.elapsed.as_secs_f64(),
+            duration_s: plan.duration.as_secs_f64(),
+            late_starts: m.load.late_starts,
         },
         gates: Vec::new(),
-        sessions: r::SessionCounts {
-            started: Counters::get(&c.started) - Counters::get(&c.not_started),
-            completed: Counters::get(&c.completed),
-            resumed: Counters::get(&c.resumed),
-            dropped: Counters::get(&c.dropped),
-            failed: Counters::get(&c.failed),
-            cancelled: Counters::get(&c.cancelled),
-            budget_exceeded: Counters::get(&c.budget_exceeded),
-            not_started: Counters::get(&c.not_started),
-            interrupted_streams: Counters::get(&c.interruptions),
-        },
+        sessions: session_counts(c),
         drop_reasons: reasons(&m.collector.drop_reasons),
         interruption_reasons: reasons(&m.collector.interruption_reasons),
         events: r::EventCounts {
@@ -131,6 +122,22 @@ pub fn build(i: Inputs<'_>) -> r::Report {
     specs.extend(plan.gates.iter().filter_map(gate_spec));
     report.gates = r::evaluate(&specs, &report);
     report
+}
+
+/// Outcome counts as the report defines them: every started session has exactly one outcome,
+/// and `resumed` is a subset of `completed` (the collector counts the two apart).
+fn session_counts(c: &Counters) -> r::SessionCounts {
+    r::SessionCounts {
+        started: Counters::get(&c.started) - Counters::get(&c.not_started),
+        completed: Counters::get(&c.completed) + Counters::get(&c.resumed),
+        resumed: Counters::get(&c.resumed),
+        dropped: Counters::get(&c.dropped),
+        failed: Counters::get(&c.failed),
+        cancelled: Counters::get(&c.cancelled),
+        budget_exceeded: Counters::get(&c.budget_exceeded),
+        not_started: Counters::get(&c.not_started),
+        interrupted_streams: Counters::get(&c.interruptions),
+    }
 }
 
 /// Scenario gates → report gate specs. Data-loss gates are always evaluated with limit 0 by
@@ -259,4 +266,33 @@ pub fn write_all(report: &r::Report, dir: &Path) -> anyhow::Result<()> {
     r::render_markdown(report, &mut open("report.md")?).context("writing report.md")?;
     r::render_junit(report, &mut open("junit.xml")?).context("writing junit.xml")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_sum_to_started_and_resumed_sessions_count_as_completed() {
+        let c = Counters::default();
+        // 10 created: 4 completed cleanly, 3 resumed, 1 dropped, 1 failed, 1 over budget,
+        // and 2 more that never started.
+        for (counter, n) in [
+            (&c.started, 12),
+            (&c.not_started, 2),
+            (&c.completed, 4),
+            (&c.resumed, 3),
+            (&c.dropped, 1),
+            (&c.failed, 1),
+            (&c.budget_exceeded, 1),
+        ] {
+            Counters::add(counter, n);
+        }
+        let s = session_counts(&c);
+        assert_eq!((s.started, s.completed, s.resumed), (10, 7, 3));
+        assert_eq!(
+            s.completed + s.dropped + s.failed + s.cancelled + s.budget_exceeded,
+            s.started
+        );
+    }
 }

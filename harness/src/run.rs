@@ -76,8 +76,6 @@ pub struct Measured {
     pub collector: Arc<Collector>,
     pub timeline: Timeline,
     pub load: load::LoadSummary,
-    pub elapsed: Duration,
-    pub interrupted: bool,
     pub errors: Vec<String>,
 }
 
@@ -179,16 +177,13 @@ async fn drive(
     };
     progress.finish(&collector.counters);
     records_tx_guard(records_task).await;
-    let interrupted = interrupt.is_cancelled();
-    if interrupted {
+    if interrupt.is_cancelled() {
         errors.push("run interrupted (Ctrl-C): results cover the part that ran".into());
     }
     Ok(Measured {
         collector,
         timeline,
         load: summary,
-        elapsed: start.elapsed(),
-        interrupted,
         errors,
     })
 }

@@ -126,6 +126,9 @@ pub struct LoadInfo {
     /// Planned duration (already multiplied by `time_scale`).
     #[serde(serialize_with = "finite::f64")]
     pub duration_s: f64,
+    /// Open model: sessions that started more than the engine's lateness bound after their
+    /// scheduled time (the load generator could not keep up). Always 0 for the closed model.
+    pub late_starts: u64,
 }
 
 /// The verdict of one gate. Produced by [`crate::evaluate`], not by hand.
@@ -151,8 +154,9 @@ pub struct GateResult {
 /// Session outcomes (MISSION "session", "resumed session", "dropped session").
 ///
 /// `completed + dropped + failed + cancelled + budget_exceeded == started`: every started
-/// session gets exactly one outcome (a session still open when the run ends is `dropped`,
-/// "deadline passed"). `resumed` is a subset of those, not an outcome of its own.
+/// session gets exactly one outcome. A session that outlives its deadline is `dropped`
+/// ("deadline passed"); one the harness itself stopped (Ctrl-C) is `cancelled`. `resumed` is
+/// a subset of `completed`, not an outcome of its own.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionCounts {
     pub started: u64,

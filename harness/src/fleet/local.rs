@@ -166,22 +166,6 @@ impl LocalFleet {
     pub fn router(&self) -> &Router {
         &self.router
     }
-
-    pub fn mock_pid(&self) -> i32 {
-        self.mock.pid()
-    }
-
-    /// Process ids of every live child (for tests that prove none survive).
-    pub fn child_pids(&self) -> Vec<i32> {
-        let mut pids = vec![self.mock.pid()];
-        pids.extend(
-            self.replicas
-                .iter()
-                .filter(|r| !r.stopped)
-                .map(|r| r.child.pid()),
-        );
-        pids
-    }
 }
 
 impl Target for LocalFleet {

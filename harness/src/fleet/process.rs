@@ -209,11 +209,6 @@ impl ChildProcess {
             .and_then(Result::ok)
     }
 
-    /// Non-blocking exit check.
-    pub fn try_status(&mut self) -> Option<ExitStatus> {
-        self.child.try_wait().ok().flatten()
-    }
-
     /// ECS-style stop: SIGTERM, then SIGKILL after `stop_timeout`. Returns the exit status
     /// and whether SIGKILL was needed.
     pub async fn stop(&mut self, stop_timeout: Duration) -> (Option<ExitStatus>, bool) {
@@ -227,18 +222,5 @@ impl ChildProcess {
 
     pub fn log_path(&self) -> &Path {
         &self.log_path
-    }
-}
-
-/// Describe an exit status in the words an operator expects ("exit 0", "killed by SIGKILL").
-pub fn describe_exit(status: &ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (Some(code), _) => format!("exit {code}"),
-        (None, Some(sig)) => match Signal::try_from(sig) {
-            Ok(s) => format!("killed by {}", s.as_str()),
-            Err(_) => format!("killed by signal {sig}"),
-        },
-        _ => "unknown".to_string(),
     }
 }

@@ -5,7 +5,6 @@
 //! a run lasts. Histograms are sharded so thousands of session tasks do not contend on one
 //! lock; shards are merged once, at the end.
 
-pub mod prom;
 pub mod recorder;
 pub mod timeline;
 
@@ -84,8 +83,6 @@ pub struct Counters {
     pub cancelled: AtomicU64,
     pub budget_exceeded: AtomicU64,
     pub not_started: AtomicU64,
-    /// Sessions an open-model schedule could not start on time (start lag over the bound).
-    pub late_starts: AtomicU64,
     pub interruptions: AtomicU64,
     pub events: AtomicU64,
     pub tokens: AtomicU64,

@@ -99,6 +99,13 @@ fn write_report(r: &Report, out: &mut impl Write) -> io::Result<()> {
         .map(|n| n.to_string())
         .to_vec()],
     )?;
+    if r.load.late_starts > 0 {
+        writeln!(
+            out,
+            "\n{} sessions started late: the load generator fell behind its arrival schedule.",
+            r.load.late_starts
+        )?;
+    }
     reasons(out, "Drop reasons", &r.drop_reasons)?;
     reasons(out, "Interruption reasons", &r.interruption_reasons)?;
 

@@ -30,6 +30,7 @@ pub fn report() -> Report {
             peak_users: Some(200),
             peak_rate_per_s: None,
             duration_s: 60.0,
+            late_starts: 0,
         },
         gates: Vec::new(),
         sessions: SessionCounts {
