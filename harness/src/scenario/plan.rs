@@ -171,7 +171,7 @@ pub struct EcsTarget {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum LoadPlan {
-    /// A number of users, each running sessions back to back (goose).
+    /// A number of users, each running sessions back to back.
     Closed(ClosedLoad),
     /// Sessions arriving at a rate, on schedule whether or not the target keeps up.
     Open(OpenLoad),

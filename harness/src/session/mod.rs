@@ -1,7 +1,7 @@
 //! The session engine: run one session of protocol v1 (`docs/protocol.md` §1) end to end,
 //! verify every event, classify the outcome as MISSION.md defines it, and report latencies.
 //!
-//! Both load models (goose's closed model and our open-model scheduler) call
+//! Both load models (closed users and the open-model scheduler) call
 //! [`run_session`]; they decide *when* a session starts, this module decides nothing about
 //! load. Measurements go to an [`Observer`] as they happen (the collector records them into
 //! HdrHistograms); the returned [`SessionOutcome`] carries counts and a few durations, never
