@@ -45,7 +45,11 @@ pub fn build(i: Inputs<'_>) -> r::Report {
             .collect()
     };
     let mut errors = m.errors.clone();
-    let tokens = token_totals(plan, m, i.ledger, &mut errors);
+    let mut tokens = token_totals(plan, m, i.ledger, &mut errors);
+    tokens.budget_overshoot_max_tokens = match m.collector.budget_overshoot_max.lock() {
+        Ok(g) => *g,
+        Err(p) => *p.into_inner(),
+    };
     let (model, peak_users, peak_rate) = match &plan.load {
         scenario::LoadPlan::Closed(cl) => (
             "closed",
@@ -114,7 +118,8 @@ pub fn build(i: Inputs<'_>) -> r::Report {
             session_s: summary(&h.session, 1e-6),
             create_ms: summary(&h.create, 1e-3),
         },
-        faults: Vec::new(),
+        faults: m.faults.records(plan.llm.price.output_per_mtok),
+        replicas: replica_records(i.target, m.start),
         timeline: m.timeline.points.clone(),
         errors,
     };
@@ -217,6 +222,7 @@ fn token_totals(
             wasted_ratio: None,
             cost_usd: 0.0,
             wasted_cost_usd: 0.0,
+            budget_overshoot_max_tokens: None,
         };
     };
     let u =
@@ -233,10 +239,15 @@ fn token_totals(
     {
         for (id, entry) in per_session {
             let billed = u(entry, "output_tokens");
-            wasted += match by_id.get(id.as_str()) {
+            let session = by_id.get(id.as_str());
+            let waste = match session {
                 Some(s) if s.completed => billed.saturating_sub(s.usage_output),
                 _ => billed,
             };
+            wasted += waste;
+            if let Some(fault) = session.and_then(|s| s.fault) {
+                m.faults.add_waste(crate::faults::FaultId(fault), waste);
+            }
         }
     }
     let billed_output = u(total, "output_tokens");
@@ -251,7 +262,31 @@ fn token_totals(
             .and_then(serde_json::Value::as_f64)
             .unwrap_or(0.0),
         wasted_cost_usd: wasted as f64 * plan.llm.price.output_per_mtok / 1e6,
+        budget_overshoot_max_tokens: None,
     }
+}
+
+/// Every replica a local target ran, with its version and how it ended.
+fn replica_records(target: &AnyTarget, start: tokio::time::Instant) -> Vec<r::ReplicaRecord> {
+    let AnyTarget::Local(fleet) = target else {
+        return Vec::new();
+    };
+    let start = start.into_std();
+    let secs = |t: std::time::Instant| t.saturating_duration_since(start).as_secs_f64();
+    fleet
+        .all_replicas()
+        .iter()
+        .map(|x| r::ReplicaRecord {
+            id: x.id.clone(),
+            version: x.version.clone(),
+            started_s: secs(x.started_at.into_std()),
+            stopped_s: x.stopped_at().map(|t| secs(t.into_std())),
+            exit: x
+                .child
+                .exit_status()
+                .map(|s| crate::fleet::process::describe_exit(Some(s))),
+        })
+        .collect()
 }
 
 /// Write `report.json`, `report.md` and `junit.xml` into `dir`.

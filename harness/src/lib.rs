@@ -20,6 +20,7 @@
 
 pub mod build_report;
 pub mod cli;
+pub mod faults;
 pub mod fdlimit;
 pub mod fleet;
 pub mod load;

@@ -13,6 +13,8 @@ use anyhow::Context;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::faults::FaultLog;
+use crate::faults::driver::FaultCtx;
 use crate::fleet::Target;
 use crate::load::{self, mix::SessionPlan};
 use crate::measure::recorder::Recorder;
@@ -53,8 +55,8 @@ pub async fn run(opts: RunOptions, interrupt: CancellationToken) -> anyhow::Resu
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     tracing::info!(scenario = %plan.name, dir = %dir.display(), "run starting");
 
-    let mut target = target_setup::start(&plan, &dir, &opts.exe).await?;
-    let result = drive(&plan, &mut target, &dir, &interrupt).await;
+    let target = Arc::new(target_setup::start(&plan, &dir, &opts.exe).await?);
+    let result = drive(&plan, &target, &dir, &interrupt).await;
     let ledger = target_setup::ledger(&target).await;
     target.shutdown().await;
     let measured = result?;
@@ -74,6 +76,9 @@ pub async fn run(opts: RunOptions, interrupt: CancellationToken) -> anyhow::Resu
 /// Everything measured during the run, handed to the report builder.
 pub struct Measured {
     pub collector: Arc<Collector>,
+    pub faults: Arc<FaultLog>,
+    /// When the load started (time zero of the report).
+    pub start: Instant,
     pub timeline: Timeline,
     pub load: load::LoadSummary,
     pub errors: Vec<String>,
@@ -81,11 +86,15 @@ pub struct Measured {
 
 async fn drive(
     plan: &ScenarioPlan,
-    target: &mut target_setup::AnyTarget,
+    target: &Arc<target_setup::AnyTarget>,
     dir: &std::path::Path,
     interrupt: &CancellationToken,
 ) -> anyhow::Result<Measured> {
     let collector = Arc::new(Collector::default());
+    let start = Instant::now();
+    // The longest a client can take to notice a dead stream: its idle timeout.
+    let slack = plan.sessions.idle_timeout + Duration::from_secs(1);
+    let faults = Arc::new(FaultLog::new(start.into_std(), slack));
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(1024)
         .tcp_nodelay(true)
@@ -99,10 +108,12 @@ async fn drive(
         crate::measure::recorder::spawn_writer(dir.join("sessions.jsonl"))?;
     let runner: load::Runner = {
         let collector = collector.clone();
+        let faults = faults.clone();
         Arc::new(
             move |plan: SessionPlan, intended: Instant, cancel: CancellationToken| {
-                let (collector, client, cfg, base_url, api_key, records_tx) = (
+                let (collector, faults, client, cfg, base_url, api_key, records_tx) = (
                     collector.clone(),
+                    faults.clone(),
                     client.clone(),
                     client_cfg.clone(),
                     base_url.clone(),
@@ -123,18 +134,19 @@ async fn drive(
                     let mut recorder = Recorder {
                         collector: collector.clone(),
                         key: plan.index,
+                        faults: Some(faults.clone()),
                     };
                     let outcome =
                         session::run_session(&client, &spec, &cfg, &mut recorder, &cancel).await;
                     collector.counters.active.fetch_sub(1, Ordering::Relaxed);
-                    let record = collector.finish(&plan, &outcome);
+                    let fault = faults.note_session(&outcome, std::time::Instant::now());
+                    let record = collector.finish(&plan, &outcome, fault.map(|f| f.0));
                     let _ = records_tx.send(record);
                 })
             },
         )
     };
 
-    let start = Instant::now();
     let stop_new = interrupt.child_token();
     let hard_stop = interrupt.child_token();
     let model = target_setup::load_model(plan);
@@ -144,6 +156,13 @@ async fn drive(
         tokio::spawn(async move { load::drive(&model, &mix, runner, stop_new, hard_stop).await })
     };
     tokio::pin!(load_task);
+    let faults_done = interrupt.child_token();
+    let fault_task = tokio::spawn(crate::faults::driver::run(
+        plan.faults.clone(),
+        FaultCtx::new(plan, target.clone(), faults.clone()),
+        start,
+        faults_done.clone(),
+    ));
 
     let grace = target_setup::end_grace(plan);
     let mut timeline = Timeline::new(start);
@@ -176,12 +195,16 @@ async fn drive(
         }
     };
     progress.finish(&collector.counters);
+    faults_done.cancel();
+    let _ = fault_task.await;
     records_tx_guard(records_task).await;
     if interrupt.is_cancelled() {
         errors.push("run interrupted (Ctrl-C): results cover the part that ran".into());
     }
     Ok(Measured {
         collector,
+        faults,
+        start,
         timeline,
         load: summary,
         errors,

@@ -45,7 +45,7 @@ impl Target for AnyTarget {
             AnyTarget::Url(t) => t.replicas(),
         }
     }
-    async fn shutdown(&mut self) {
+    async fn shutdown(&self) {
         match self {
             AnyTarget::Local(t) => t.shutdown().await,
             AnyTarget::Url(t) => t.shutdown().await,
@@ -78,6 +78,22 @@ pub async fn start(plan: &ScenarioPlan, dir: &Path, exe: &Path) -> anyhow::Resul
             .into_iter()
             .map(OsString::from)
             .collect();
+            let mut runtime_args = runtime_args;
+            if local.mode == scenario::RuntimeMode::Resilient {
+                runtime_args.push("--lease-ttl".into());
+                runtime_args.push(
+                    humantime::format_duration(local.lease_ttl)
+                        .to_string()
+                        .into(),
+                );
+            }
+            if plan
+                .faults
+                .iter()
+                .any(|f| matches!(f.action, scenario::FaultAction::Oom(_)))
+            {
+                runtime_args.push("--fault-endpoints".into());
+            }
             let r = &local.router;
             let cfg = LocalConfig {
                 exe: exe.to_path_buf(),
@@ -112,6 +128,7 @@ pub async fn start(plan: &ScenarioPlan, dir: &Path, exe: &Path) -> anyhow::Resul
                 stop_timeout: local.stop_timeout,
                 ready_timeout: Duration::from_secs(30),
                 version: "v1".into(),
+                memory_limit: local.memory_limit_mb.map(|mb| mb * 1024 * 1024),
             };
             let fleet = LocalFleet::start(cfg)
                 .await

@@ -77,6 +77,9 @@ pub struct Report {
     pub tokens: TokenTotals,
     pub latency: Latencies,
     pub faults: Vec<FaultRecord>,
+    /// Every replica the target ran, with its version (local targets).
+    #[serde(default)]
+    pub replicas: Vec<ReplicaRecord>,
     /// One point per second of the run.
     pub timeline: Vec<TimelinePoint>,
     /// Harness-side warnings that did not stop the run (a scrape failed, a child was slow to
@@ -209,6 +212,10 @@ pub struct TokenTotals {
     pub cost_usd: f64,
     #[serde(serialize_with = "finite::f64")]
     pub wasted_cost_usd: f64,
+    /// Largest overshoot past a session's `max_output_tokens` budget among sessions that
+    /// ended `budget_exceeded` (`None` when none did or no budget was set).
+    #[serde(default)]
+    pub budget_overshoot_max_tokens: Option<u64>,
 }
 
 impl TokenTotals {
@@ -277,6 +284,59 @@ pub struct FaultRecord {
     #[serde(serialize_with = "finite::f64")]
     pub wasted_cost_usd: f64,
     pub notes: Vec<String>,
+    /// Replicas the fault acted on (replaced, killed, driven out of memory).
+    #[serde(default)]
+    pub replicas: Vec<String>,
+    /// Replicas the fault started (a deploy's new version, replacements after a kill).
+    #[serde(default)]
+    pub started_replicas: Vec<String>,
+    /// The drain account: one entry per replica the fault stopped.
+    #[serde(default)]
+    pub stops: Vec<ReplicaStop>,
+    /// Resume latency of the streams this fault interrupted, interruption → first event
+    /// after reconnecting (after a kill, this includes the takeover by another replica).
+    #[serde(default)]
+    pub resume_ms: Option<LatencySummary>,
+}
+
+/// How one replica was stopped by a fault, and what happened to its sessions.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReplicaStop {
+    pub replica: String,
+    pub version: String,
+    /// `deploy` (deregister, drain, SIGTERM), `sigterm`, `sigkill` or `oom`.
+    pub how: String,
+    /// Seconds the router waited for the replica's streams after deregistration (deploys).
+    #[serde(serialize_with = "finite::opt_f64")]
+    pub deregistration_wait_s: Option<f64>,
+    /// Sessions running on the replica when it was signalled (its `/metrics`), if it answered.
+    pub in_flight_at_signal: Option<u64>,
+    /// From the replica's drain summary (resilient mode, exited by itself).
+    pub finished_during_drain: Option<u64>,
+    pub handed_off: Option<u64>,
+    /// In flight at the signal, neither finished nor handed off: cut by SIGKILL, a crash or
+    /// a naive exit. Their clients must resume elsewhere (takeover) or the session is lost.
+    pub severed: Option<u64>,
+    /// SIGKILL was needed (or was the signal).
+    pub sigkill: bool,
+    /// `exit 0`, `signal 9 (SIGKILL)`, `signal 6 (SIGABRT)`, ...
+    pub exit: String,
+    /// Signal → exit, seconds.
+    #[serde(serialize_with = "finite::f64")]
+    pub stop_s: f64,
+}
+
+/// One replica of the run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReplicaRecord {
+    pub id: String,
+    pub version: String,
+    #[serde(serialize_with = "finite::f64")]
+    pub started_s: f64,
+    #[serde(serialize_with = "finite::opt_f64")]
+    pub stopped_s: Option<f64>,
+    /// How it exited, if it did before the end of the run.
+    pub exit: Option<String>,
 }
 
 /// One second of the run.

@@ -7,6 +7,8 @@
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -39,24 +41,62 @@ pub struct LocalConfig {
     /// How long a child may take to print its listening line, and the fleet to turn healthy.
     pub ready_timeout: Duration,
     pub version: String,
+    /// `RLIMIT_AS` for every replica (bytes), for the `oom` fault.
+    pub memory_limit: Option<u64>,
 }
 
-struct Replica {
-    id: String,
-    version: String,
-    child: ChildProcess,
-    stopped: bool,
+/// One replica process, as long as the fleet lives (stopped ones stay listed for the report).
+#[derive(Debug)]
+pub struct Replica {
+    pub id: String,
+    pub version: String,
+    pub child: ChildProcess,
+    pub started_at: Instant,
+    /// A fault is stopping it: not eligible for another fault, not counted as live.
+    stopping: AtomicBool,
+    stopped_at: Mutex<Option<Instant>>,
 }
 
-/// A running local fleet. Dropping it kills every child (`kill_on_drop`); call
-/// [`Target::shutdown`] for an orderly stop.
+impl Replica {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.child.addr)
+    }
+
+    /// Running and not being stopped by a fault.
+    pub fn is_live(&self) -> bool {
+        !self.stopping.load(Ordering::SeqCst) && self.child.exit_status().is_none()
+    }
+
+    /// Mark as being stopped; false if another fault got there first.
+    pub fn claim_for_stop(&self) -> bool {
+        !self.stopping.swap(true, Ordering::SeqCst) && self.child.exit_status().is_none()
+    }
+
+    pub fn stopped_at(&self) -> Option<Instant> {
+        *lock(&self.stopped_at)
+    }
+
+    pub fn mark_stopped(&self) {
+        lock(&self.stopped_at).get_or_insert_with(Instant::now);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A running local fleet. Every method takes `&self`, so the fault timeline, the sampler
+/// and the run loop can share it. Dropping it kills every child; call [`Target::shutdown`]
+/// for an orderly stop.
 pub struct LocalFleet {
     cfg: LocalConfig,
     mock: ChildProcess,
     router: Router,
     router_shutdown: CancellationToken,
-    replicas: Vec<Replica>,
-    next_index: usize,
+    replicas: Mutex<Vec<Arc<Replica>>>,
+    next_index: AtomicUsize,
+    /// The version new replicas run (a deploy changes it), like the service's task definition.
+    version: Mutex<String>,
 }
 
 impl LocalFleet {
@@ -74,6 +114,7 @@ impl LocalFleet {
                 args: mock_args,
                 log_path: cfg.run_dir.join("logs/mock-llm.log"),
                 memory_limit: None,
+                env: Vec::new(),
             },
             cfg.ready_timeout,
         )
@@ -83,27 +124,41 @@ impl LocalFleet {
             .map_err(|e| TargetError::Io(format!("binding the router: {e}")))?;
         let router_shutdown = CancellationToken::new();
         let router = router::start(listener, cfg.router.clone(), router_shutdown.clone()).await;
-        let mut fleet = LocalFleet {
+        let fleet = LocalFleet {
+            version: Mutex::new(cfg.version.clone()),
             cfg,
             mock,
             router,
             router_shutdown,
-            replicas: Vec::new(),
-            next_index: 1,
+            replicas: Mutex::new(Vec::new()),
+            next_index: AtomicUsize::new(1),
         };
-        let version = fleet.cfg.version.clone();
+        let mut ids = Vec::new();
         for _ in 0..fleet.cfg.replicas {
-            fleet.start_replica(&version).await?;
+            ids.push(fleet.start_replica().await?.id.clone());
         }
-        fleet.wait_healthy(fleet.cfg.replicas).await?;
+        fleet.wait_healthy(&ids, fleet.cfg.ready_timeout).await?;
         Ok(fleet)
     }
 
-    /// Start one more replica and register it with the router (it receives traffic once
-    /// healthy). Returns its id.
-    pub async fn start_replica(&mut self, version: &str) -> Result<String, TargetError> {
-        let id = format!("r{}", self.next_index);
-        self.next_index += 1;
+    pub fn config(&self) -> &LocalConfig {
+        &self.cfg
+    }
+
+    /// The version new replicas run.
+    pub fn version(&self) -> String {
+        lock(&self.version).clone()
+    }
+
+    pub fn set_version(&self, version: &str) {
+        *lock(&self.version) = version.to_string();
+    }
+
+    /// Start one more replica of the current version and register it with the router (it
+    /// receives traffic once healthy).
+    pub async fn start_replica(&self) -> Result<Arc<Replica>, TargetError> {
+        let version = self.version();
+        let id = format!("r{}", self.next_index.fetch_add(1, Ordering::SeqCst));
         let llm_url = format!("http://{}", self.mock.addr);
         let mut args: Vec<OsString> = vec![
             "runtime".into(),
@@ -112,7 +167,7 @@ impl LocalFleet {
             "--replica-id".into(),
             id.clone().into(),
             "--version-label".into(),
-            version.into(),
+            version.clone().into(),
             "--mode".into(),
             self.cfg.mode.clone().into(),
             "--journal".into(),
@@ -121,46 +176,78 @@ impl LocalFleet {
             llm_url.into(),
         ];
         args.extend(self.cfg.runtime_args.iter().cloned());
+        // glibc reserves 64 MiB of address space per malloc arena; under RLIMIT_AS that
+        // reservation, not real use, would decide when the replica dies.
+        let env = match self.cfg.memory_limit {
+            Some(_) => vec![("MALLOC_ARENA_MAX".into(), "2".into())],
+            None => Vec::new(),
+        };
         let child = process::spawn(
             SpawnSpec {
                 name: format!("replica-{id}"),
                 exe: self.cfg.exe.clone(),
                 args,
                 log_path: self.cfg.run_dir.join(format!("logs/replica-{id}.log")),
-                memory_limit: None,
+                memory_limit: self.cfg.memory_limit,
+                env,
             },
             self.cfg.ready_timeout,
         )
         .await?;
         self.router.register(id.clone(), child.addr);
         tracing::info!(replica = %id, addr = %child.addr, version, "replica started");
-        self.replicas.push(Replica {
-            id: id.clone(),
-            version: version.to_string(),
+        let replica = Arc::new(Replica {
+            id,
+            version,
             child,
-            stopped: false,
+            started_at: Instant::now(),
+            stopping: AtomicBool::new(false),
+            stopped_at: Mutex::new(None),
         });
-        Ok(id)
+        lock(&self.replicas).push(replica.clone());
+        Ok(replica)
     }
 
-    /// Wait until at least `n` replicas are healthy in the router.
-    pub async fn wait_healthy(&self, n: usize) -> Result<(), TargetError> {
-        let deadline = Instant::now() + self.cfg.ready_timeout;
+    /// Wait until every replica in `ids` is healthy in the router.
+    pub async fn wait_healthy(&self, ids: &[String], timeout: Duration) -> Result<(), TargetError> {
+        let deadline = Instant::now() + timeout;
         loop {
-            let healthy = self
-                .router
-                .snapshot()
-                .iter()
-                .filter(|t| t.state == TargetState::Healthy)
-                .count();
-            if healthy >= n {
+            let snapshot = self.router.snapshot();
+            let healthy = |id: &String| {
+                snapshot
+                    .iter()
+                    .any(|t| &t.id == id && t.state == TargetState::Healthy)
+            };
+            if ids.iter().all(healthy) {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                return Err(TargetError::NotReady(self.cfg.ready_timeout));
+                return Err(TargetError::NotReady(timeout));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Every replica ever started, in start order.
+    pub fn all_replicas(&self) -> Vec<Arc<Replica>> {
+        lock(&self.replicas).clone()
+    }
+
+    /// Replicas running and not being stopped, in start order.
+    pub fn live_replicas(&self) -> Vec<Arc<Replica>> {
+        self.all_replicas()
+            .into_iter()
+            .filter(|r| r.is_live())
+            .collect()
+    }
+
+    /// How many replicas the router sees as healthy now.
+    pub fn healthy_count(&self) -> usize {
+        self.router
+            .snapshot()
+            .iter()
+            .filter(|t| t.state == TargetState::Healthy)
+            .count()
     }
 
     pub fn router(&self) -> &Router {
@@ -183,10 +270,10 @@ impl Target for LocalFleet {
 
     fn replicas(&self) -> Vec<ReplicaInfo> {
         let snapshot = self.router.snapshot();
-        self.replicas
+        self.all_replicas()
             .iter()
             .map(|r| {
-                let state = if r.stopped {
+                let state = if r.child.exit_status().is_some() {
                     ReplicaState::Stopped
                 } else {
                     match snapshot.iter().find(|t| t.id == r.id).map(|t| t.state) {
@@ -207,14 +294,15 @@ impl Target for LocalFleet {
             .collect()
     }
 
-    async fn shutdown(&mut self) {
+    async fn shutdown(&self) {
         // Replicas first (so they stop calling the LLM), then the router, then the mock.
-        for r in self.replicas.iter_mut().filter(|r| !r.stopped) {
+        let replicas = self.all_replicas();
+        for r in &replicas {
             r.child.signal(nix::sys::signal::Signal::SIGKILL);
         }
-        for r in self.replicas.iter_mut().filter(|r| !r.stopped) {
+        for r in &replicas {
             let _ = r.child.wait_timeout(Duration::from_secs(5)).await;
-            r.stopped = true;
+            r.mark_stopped();
         }
         self.router_shutdown.cancel();
         self.mock.signal(nix::sys::signal::Signal::SIGKILL);

@@ -59,5 +59,5 @@ pub trait Target: Send + Sync {
     fn llm_url(&self) -> Option<String>;
     fn replicas(&self) -> Vec<ReplicaInfo>;
     /// Stop everything this target started. Bounded; never leaves a child behind.
-    fn shutdown(&mut self) -> impl Future<Output = ()> + Send;
+    fn shutdown(&self) -> impl Future<Output = ()> + Send;
 }

@@ -16,6 +16,7 @@ use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
+use tokio::sync::watch;
 
 /// Why a child could not be started or controlled.
 #[derive(Debug, thiserror::Error)]
@@ -59,16 +60,20 @@ pub struct SpawnSpec {
     pub log_path: PathBuf,
     /// Address-space limit in bytes (`RLIMIT_AS`), for the OOM fault.
     pub memory_limit: Option<u64>,
+    /// Extra environment variables.
+    pub env: Vec<(OsString, OsString)>,
 }
 
-/// A running child that reported its listening address.
+/// A running child that reported its listening address. A reaper task owns the OS handle
+/// and publishes the exit status, so any number of callers may wait for (or signal) the
+/// child through `&self`. Dropping the handle SIGKILLs a child that is still running.
 #[derive(Debug)]
 pub struct ChildProcess {
     pub name: String,
     pub addr: SocketAddr,
     pub log_path: PathBuf,
     pid: Pid,
-    child: tokio::process::Child,
+    exited: watch::Receiver<Option<ExitStatus>>,
 }
 
 /// Start a child and wait (bounded) for its `{"listening":"addr"}` line on stdout.
@@ -84,6 +89,7 @@ pub async fn spawn(spec: SpawnSpec, ready_timeout: Duration) -> Result<ChildProc
         })?;
     let mut cmd = Command::new(&spec.exe);
     cmd.args(&spec.args)
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log))
@@ -148,12 +154,20 @@ pub async fn spawn(spec: SpawnSpec, ready_timeout: Duration) -> Result<ChildProc
             let _ = file.write_all(format!("{line}\n").as_bytes()).await;
         }
     });
+    let (tx, exited) = watch::channel(None);
+    tokio::spawn(async move {
+        // `child` lives here until it exits; if the runtime drops this task first,
+        // `kill_on_drop` ends the child.
+        if let Ok(status) = child.wait().await {
+            tx.send_replace(Some(status));
+        }
+    });
     Ok(ChildProcess {
         name: spec.name,
         addr,
         log_path: spec.log_path,
         pid,
-        child,
+        exited,
     })
 }
 
@@ -194,24 +208,32 @@ impl ChildProcess {
         self.pid.as_raw()
     }
 
-    /// Send a signal; a child that already exited is not an error.
+    /// Send a signal; a child that already exited is not an error (and is not signalled:
+    /// its pid may have been reused).
     pub fn signal(&self, sig: Signal) {
-        if self.pid.as_raw() > 0 {
+        if self.pid.as_raw() > 0 && self.exit_status().is_none() {
             let _ = signal::kill(self.pid, sig);
         }
     }
 
+    /// The exit status, once the child has exited.
+    pub fn exit_status(&self) -> Option<ExitStatus> {
+        *self.exited.borrow()
+    }
+
     /// Wait for exit, at most `timeout`.
-    pub async fn wait_timeout(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        tokio::time::timeout(timeout, self.child.wait())
-            .await
-            .ok()
-            .and_then(Result::ok)
+    pub async fn wait_timeout(&self, timeout: Duration) -> Option<ExitStatus> {
+        let mut rx = self.exited.clone();
+        let waited = tokio::time::timeout(timeout, rx.wait_for(Option::is_some)).await;
+        match waited {
+            Ok(Ok(status)) => *status,
+            _ => self.exit_status(),
+        }
     }
 
     /// ECS-style stop: SIGTERM, then SIGKILL after `stop_timeout`. Returns the exit status
     /// and whether SIGKILL was needed.
-    pub async fn stop(&mut self, stop_timeout: Duration) -> (Option<ExitStatus>, bool) {
+    pub async fn stop(&self, stop_timeout: Duration) -> (Option<ExitStatus>, bool) {
         self.signal(Signal::SIGTERM);
         if let Some(status) = self.wait_timeout(stop_timeout).await {
             return (Some(status), false);
@@ -222,5 +244,27 @@ impl ChildProcess {
 
     pub fn log_path(&self) -> &Path {
         &self.log_path
+    }
+}
+
+impl Drop for ChildProcess {
+    fn drop(&mut self) {
+        self.signal(Signal::SIGKILL);
+    }
+}
+
+/// `exit 0`, `signal 9 (SIGKILL)`, … for reports.
+pub fn describe_exit(status: Option<ExitStatus>) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match status {
+        None => "still running".into(),
+        Some(s) => match (s.code(), s.signal()) {
+            (Some(code), _) => format!("exit {code}"),
+            (None, Some(sig)) => match Signal::try_from(sig) {
+                Ok(name) => format!("signal {sig} ({name})"),
+                Err(_) => format!("signal {sig}"),
+            },
+            (None, None) => s.to_string(),
+        },
     }
 }

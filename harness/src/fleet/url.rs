@@ -29,5 +29,5 @@ impl Target for UrlTarget {
     fn replicas(&self) -> Vec<ReplicaInfo> {
         Vec::new()
     }
-    async fn shutdown(&mut self) {}
+    async fn shutdown(&self) {}
 }

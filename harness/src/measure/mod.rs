@@ -108,6 +108,8 @@ pub struct Collector {
     pub interruption_reasons: Mutex<BTreeMap<String, u64>>,
     /// One small entry per started session, for token accounting against the ledger.
     pub session_tokens: Mutex<Vec<recorder::SessionTokens>>,
+    /// Largest overshoot past `max_output_tokens` of a `budget_exceeded` session.
+    pub budget_overshoot_max: Mutex<Option<u64>>,
 }
 
 impl Default for Collector {
@@ -118,6 +120,7 @@ impl Default for Collector {
             drop_reasons: Mutex::default(),
             interruption_reasons: Mutex::default(),
             session_tokens: Mutex::default(),
+            budget_overshoot_max: Mutex::default(),
         }
     }
 }

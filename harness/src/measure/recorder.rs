@@ -15,6 +15,8 @@ use crate::session::{InterruptReason, Observer, SessionClass, SessionOutcome};
 pub struct Recorder {
     pub collector: Arc<Collector>,
     pub key: u64,
+    /// Resume latencies are also attributed to the fault active when the stream broke.
+    pub faults: Option<Arc<crate::faults::FaultLog>>,
 }
 
 impl Observer for Recorder {
@@ -35,6 +37,9 @@ impl Observer for Recorder {
     fn on_resume(&mut self, latency: Duration) {
         self.collector
             .with_shard(self.key, |h| record(&mut h.resume, latency));
+        if let Some(faults) = &self.faults {
+            faults.note_resume(latency);
+        }
     }
     fn on_token(&mut self, n: u64) {
         Counters::add(&self.collector.counters.tokens, n);
@@ -58,6 +63,8 @@ pub struct SessionTokens {
     pub usage_output: u64,
     /// Token events the client received.
     pub delivered: u64,
+    /// Index of the fault its waste is attributed to (see `faults`).
+    pub fault: Option<usize>,
 }
 
 /// One line of `sessions.jsonl`: the per-session outcome, for grep and for spreadsheets.
@@ -80,6 +87,8 @@ pub struct SessionRecord {
     pub create_ms: Option<f64>,
     pub ttft_ms: Option<f64>,
     pub duration_s: f64,
+    /// Index (in the report's `faults`) of the first fault that interrupted it.
+    pub fault: Option<usize>,
 }
 
 #[derive(Debug, Serialize)]
@@ -99,7 +108,12 @@ impl Collector {
     }
 
     /// Account for a finished session; returns its `sessions.jsonl` record.
-    pub fn finish(&self, plan: &SessionPlan, outcome: &SessionOutcome) -> SessionRecord {
+    pub fn finish(
+        &self,
+        plan: &SessionPlan,
+        outcome: &SessionOutcome,
+        fault: Option<usize>,
+    ) -> SessionRecord {
         let c = &self.counters;
         let class_counter = match &outcome.class {
             SessionClass::Completed => Some(&c.completed),
@@ -125,6 +139,22 @@ impl Collector {
             SessionClass::CancelledByHarness => Some("cancelled_by_harness".to_string()),
             _ => None,
         };
+        if matches!(outcome.class, SessionClass::BudgetExceeded)
+            && let (Some(used), Some(limit)) = (
+                outcome.output_tokens,
+                plan.budget
+                    .as_ref()
+                    .and_then(|b| b.get("max_output_tokens"))
+                    .and_then(serde_json::Value::as_u64),
+            )
+        {
+            let overshoot = used.saturating_sub(limit);
+            let mut max = match self.budget_overshoot_max.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            *max = Some(max.unwrap_or(0).max(overshoot));
+        }
         if !matches!(outcome.class, SessionClass::NotStarted(_)) {
             self.with_shard(plan.index, |h| {
                 record(&mut h.session, outcome.timings.total)
@@ -144,6 +174,7 @@ impl Collector {
                 completed,
                 usage_output: outcome.output_tokens.unwrap_or(0),
                 delivered: outcome.tokens_received,
+                fault,
             });
         }
         let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1000.0);
@@ -173,6 +204,7 @@ impl Collector {
             create_ms: ms(outcome.timings.create),
             ttft_ms: ms(outcome.timings.ttft_from_intended),
             duration_s: outcome.timings.total.as_secs_f64(),
+            fault,
         }
     }
 }

@@ -88,3 +88,8 @@ pub const AUTOSCALING_MIN: u32 = 1;
 /// Application Auto Scaling target tracking default cooldowns.
 pub const SCALE_OUT_COOLDOWN: Duration = secs(300);
 pub const SCALE_IN_COOLDOWN: Duration = secs(300);
+
+/// The runtime's session lease; heartbeats every third of it.
+pub const LEASE_TTL: Duration = Duration::from_secs(5);
+/// Below this (wall clock) a loaded journal could miss heartbeats and take live sessions over.
+pub const MIN_WALL_LEASE_TTL: Duration = Duration::from_millis(500);

@@ -104,6 +104,7 @@ pub struct RawLocal {
     pub drain_timeout: Option<Dur>,
     pub keepalive: Option<Dur>,
     pub memory_limit_mb: Option<u64>,
+    pub lease_ttl: Option<Dur>,
 }
 
 #[derive(Debug, Default, Deserialize)]

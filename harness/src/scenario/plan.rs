@@ -93,6 +93,9 @@ pub struct LocalTarget {
     pub keepalive: Duration,
     /// A real memory limit per replica; required by `oom` faults.
     pub memory_limit_mb: Option<u64>,
+    /// The runtime's session lease: a crashed replica's sessions are taken over this long
+    /// after its last heartbeat (time-scaled, at least 500 ms).
+    pub lease_ttl: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

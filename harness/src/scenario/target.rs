@@ -131,6 +131,9 @@ fn local_target(raw: RawLocal, scale: Scale) -> Checked<LocalTarget> {
         .health_check_interval
         .map_or(d::HEALTH_CHECK_INTERVAL, |t| t.0);
     positive("target.router.health_check_interval", health_check_interval)?;
+    if let Some(ttl) = raw.lease_ttl {
+        positive("target.lease_ttl", ttl.0)?;
+    }
     if let Some(mb) = raw.memory_limit_mb
         && mb < 32
     {
@@ -169,5 +172,8 @@ fn local_target(raw: RawLocal, scale: Scale) -> Checked<LocalTarget> {
         drain_timeout: scale.time(drain_timeout),
         keepalive: scale.time(keepalive),
         memory_limit_mb: raw.memory_limit_mb,
+        lease_ttl: scale
+            .dur(raw.lease_ttl, d::LEASE_TTL)
+            .max(d::MIN_WALL_LEASE_TTL),
     })
 }

@@ -178,10 +178,13 @@ fn fault_action(
                 );
             }
             let reset = f.reset.unwrap_or(false);
-            if f.latency.is_none() && !reset && f.stall.is_none() {
+            let effects = usize::from(f.latency.is_some())
+                + usize::from(reset)
+                + usize::from(f.stall.is_some());
+            if effects != 1 {
                 return invalid(
                     path,
-                    "a network fault needs at least one of latency, reset = true, stall",
+                    "a network fault needs exactly one of latency, reset = true, stall (one effect per window; add another [[faults]] entry for a second)",
                 );
             }
             let network = NetworkFault {

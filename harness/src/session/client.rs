@@ -270,6 +270,7 @@ impl<O: Observer> Session<'_, O> {
                 reason,
                 at_seq,
                 replica,
+                at: std::time::Instant::now(),
             });
         }
     }

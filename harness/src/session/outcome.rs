@@ -188,6 +188,8 @@ pub struct Interruption {
     pub at_seq: u64,
     /// The replica last known to serve the session (from the `session` event), if any.
     pub replica: Option<String>,
+    /// When the client noticed it (for attribution to the fault active at the time).
+    pub at: std::time::Instant,
 }
 
 /// Durations measured for one session. `sent` is when the first `POST` left.

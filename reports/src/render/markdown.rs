@@ -10,7 +10,7 @@ use std::io::{self, Write};
 
 use crate::error::ReportError;
 use crate::gates::all_passed;
-use crate::model::{LatencySummary, ReasonCount, Report, TimelinePoint};
+use crate::model::{FaultRecord, LatencySummary, ReasonCount, Report, TimelinePoint};
 
 /// Writes `report` as GitHub-flavoured Markdown.
 pub fn render_markdown(report: &Report, out: &mut impl Write) -> Result<(), ReportError> {
@@ -192,6 +192,26 @@ fn write_report(r: &Report, out: &mut impl Write) -> io::Result<()> {
             ],
             rows,
         )?;
+        drain_account(out, &r.faults)?;
+        fault_resume(out, &r.faults)?;
+    }
+    if !r.replicas.is_empty() {
+        writeln!(out, "\n### Replicas\n")?;
+        let rows = r.replicas.iter().map(|x| {
+            vec![
+                format!("`{}`", cell(&x.id)),
+                cell(&x.version),
+                format!("{} s", num(x.started_s)),
+                x.stopped_s
+                    .map_or("running at the end".into(), |s| format!("{} s", num(s))),
+                cell(x.exit.as_deref().unwrap_or("")),
+            ]
+        });
+        table(
+            out,
+            &["Replica", "Version", "Started", "Stopped", "Exit"],
+            rows,
+        )?;
     }
 
     writeln!(out, "\n## Timeline\n")?;
@@ -332,6 +352,75 @@ fn num(v: f64) -> String {
 
 fn usd(v: f64) -> String {
     format!("${v:.4}")
+}
+
+/// Per replica a fault stopped: sessions in flight at the signal and where they went.
+fn drain_account(out: &mut impl Write, faults: &[FaultRecord]) -> io::Result<()> {
+    let stops: Vec<_> = faults
+        .iter()
+        .enumerate()
+        .flat_map(|(i, f)| f.stops.iter().map(move |s| (i, f, s)))
+        .collect();
+    if stops.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "\n### Drain account\n")?;
+    let opt = |v: Option<u64>| v.map_or("?".to_string(), |v| v.to_string());
+    let rows = stops.into_iter().map(|(i, f, s)| {
+        vec![
+            format!("{} `{}`", i + 1, cell(&f.action)),
+            format!("`{}` ({})", cell(&s.replica), cell(&s.version)),
+            cell(&s.how),
+            s.deregistration_wait_s
+                .map_or("-".into(), |w| format!("{} s", num(w))),
+            opt(s.in_flight_at_signal),
+            opt(s.finished_during_drain),
+            opt(s.handed_off),
+            opt(s.severed),
+            if s.sigkill { "yes" } else { "no" }.into(),
+            cell(&s.exit),
+        ]
+    });
+    table(
+        out,
+        &[
+            "Fault",
+            "Replica",
+            "How",
+            "Drain wait",
+            "In flight",
+            "Finished",
+            "Handed off",
+            "Severed",
+            "SIGKILL",
+            "Exit",
+        ],
+        rows,
+    )
+}
+
+/// Resume latency of the streams each fault interrupted.
+fn fault_resume(out: &mut impl Write, faults: &[FaultRecord]) -> io::Result<()> {
+    let rows: Vec<_> = faults
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| {
+            let l = f.resume_ms.as_ref()?;
+            Some(latency_row(&format!("{} `{}`", i + 1, cell(&f.action)), l))
+        })
+        .collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "\n### Resume latency per fault (ms)\n\nInterruption noticed → first event after reconnecting (after a kill: includes the takeover).\n"
+    )?;
+    table(
+        out,
+        &["Fault", "Count", "p50", "p90", "p99", "Max", "Mean"],
+        rows,
+    )
 }
 
 #[cfg(test)]

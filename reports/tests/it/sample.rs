@@ -72,6 +72,7 @@ pub fn report() -> Report {
             wasted_ratio: TokenTotals::ratio(9_216, 1_190_220),
             cost_usd: 24.036_3,
             wasted_cost_usd: 0.138_24,
+            budget_overshoot_max_tokens: None,
         },
         latency: Latencies {
             ttft_ms: summary(412, 640.0, 1_900.0),
@@ -91,6 +92,29 @@ pub fn report() -> Report {
             wasted_tokens: 9_216,
             wasted_cost_usd: 0.138_24,
             notes: vec!["replica r1 drained in 4.2 s".into()],
+            replicas: vec!["r1".into()],
+            started_replicas: vec!["r4".into()],
+            stops: vec![ReplicaStop {
+                replica: "r1".into(),
+                version: "v1".into(),
+                how: "deploy".into(),
+                deregistration_wait_s: Some(4.2),
+                in_flight_at_signal: Some(12),
+                finished_during_drain: Some(9),
+                handed_off: Some(3),
+                severed: Some(0),
+                sigkill: false,
+                exit: "exit 0".into(),
+                stop_s: 1.5,
+            }],
+            resume_ms: Some(summary(41, 150.0, 900.0)),
+        }],
+        replicas: vec![ReplicaRecord {
+            id: "r1".into(),
+            version: "v1".into(),
+            started_s: 0.0,
+            stopped_s: Some(30.0),
+            exit: Some("exit 0".into()),
         }],
         timeline: (1..=60u32)
             .map(|t| {
