@@ -124,6 +124,7 @@ pub async fn start(plan: &ScenarioPlan, dir: &Path, exe: &Path) -> anyhow::Resul
                     health_check_timeout: r.health_check_interval.max(Duration::from_millis(200)),
                     idle_timeout: r.idle_timeout,
                     deregistration_delay: local.deregistration_delay,
+                    stickiness: r.stickiness,
                 },
                 stop_timeout: local.stop_timeout,
                 ready_timeout: Duration::from_secs(30),

@@ -122,6 +122,7 @@ pub struct RawRouter {
     pub healthy_threshold: Option<u32>,
     pub unhealthy_threshold: Option<u32>,
     pub idle_timeout: Option<Dur>,
+    pub stickiness: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -137,6 +137,9 @@ pub struct RouterConfig {
     pub unhealthy_threshold: u32,
     /// A stream silent this long is closed, like the ALB idle timeout.
     pub idle_timeout: Duration,
+    /// ALB `lb_cookie` stickiness: a session's requests go to the replica that created it
+    /// while it is healthy (what an in-memory runtime needs behind a load balancer).
+    pub stickiness: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -168,6 +168,7 @@ fn local_target(raw: RawLocal, scale: Scale) -> Checked<LocalTarget> {
                 1,
             )?,
             idle_timeout: scale.time(idle_timeout),
+            stickiness: raw.router.stickiness.unwrap_or(false),
         },
         drain_timeout: scale.time(drain_timeout),
         keepalive: scale.time(keepalive),

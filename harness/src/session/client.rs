@@ -62,6 +62,7 @@ pub async fn run_session(
         interruption_count: 0,
         events_received: 0,
         interrupted_at: None,
+        cookies: None,
         timings: Timings::default(),
     };
     session.run().instrument(span).await
@@ -113,6 +114,8 @@ struct Session<'a, O> {
     /// Set when a stream is interrupted, cleared by the first event after reconnecting.
     interrupted_at: Option<Instant>,
     timings: Timings,
+    /// `Cookie` header for this session's requests (load-balancer stickiness).
+    cookies: Option<String>,
 }
 
 impl<O: Observer> Session<'_, O> {
@@ -130,6 +133,7 @@ impl<O: Observer> Session<'_, O> {
         tracing::Span::current().record("session_id", created.session_id.as_str());
         debug!(?latency, "session created");
 
+        self.cookies = created.cookies.clone();
         let url = self.events_url(&created);
         let policy = self.cfg.resume;
         let mut failures = 0u32;
@@ -173,6 +177,9 @@ impl<O: Observer> Session<'_, O> {
         if let Some(key) = &self.spec.api_key {
             req = req.header("x-api-key", key);
         }
+        if let Some(cookies) = &self.cookies {
+            req = req.header(header::COOKIE, cookies);
+        }
         let resp = match self
             .guard
             .run(timeout(self.cfg.connect_timeout, req.send()))
@@ -188,6 +195,9 @@ impl<O: Observer> Session<'_, O> {
             StatusCode::CONFLICT => return StreamEnd::Drop(DropReason::ResumeRefused),
             s if !s.is_success() => return interrupted(InterruptReason::HttpStatus(s.as_u16())),
             _ => {}
+        }
+        if let Some(cookies) = super::create::cookies(resp.headers()) {
+            self.cookies = Some(cookies);
         }
         debug!(after = last, "stream open");
 

@@ -26,6 +26,23 @@ pub(super) struct Created {
     pub(super) session_id: String,
     pub(super) events_url: Option<String>,
     pub(super) resume_token: String,
+    /// Cookies the target (or its load balancer, e.g. ALB stickiness) set on the create
+    /// response, as a `Cookie` header value; sent back on every stream of this session.
+    #[serde(skip)]
+    pub(super) cookies: Option<String>,
+}
+
+/// `name=value` pairs of every `Set-Cookie` header, joined for a `Cookie` header.
+pub(super) fn cookies(headers: &header::HeaderMap) -> Option<String> {
+    let pairs: Vec<&str> = headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .map(str::trim)
+        .filter(|p| p.contains('='))
+        .collect();
+    (!pairs.is_empty()).then(|| pairs.join("; "))
 }
 
 /// `POST /v1/sessions`, retried on `503`/`429` and connection failures.
@@ -56,13 +73,17 @@ pub(super) async fn create(
         let sent = timeout(cfg.connect_timeout, req.send());
         let wait = match guard.run(sent).await.map_err(not_started)? {
             Ok(Ok(resp)) if resp.status().is_success() => {
+                let cookies = cookies(resp.headers());
                 let read = timeout(cfg.connect_timeout, read_capped(resp, MAX_CREATE_BODY));
                 let body = match guard.run(read).await.map_err(not_started)? {
                     Ok(Ok(body)) => body,
                     Ok(Err(detail)) => return Err(invalid(detail)),
                     Err(_) => return Err(invalid("body timed out".into())),
                 };
-                return serde_json::from_slice(&body).map_err(|e| invalid(bounded_detail(e)));
+                let mut created: Created =
+                    serde_json::from_slice(&body).map_err(|e| invalid(bounded_detail(e)))?;
+                created.cookies = cookies;
+                return Ok(created);
             }
             Ok(Ok(resp))
                 if matches!(

@@ -128,6 +128,7 @@ pub fn config() -> RouterConfig {
         health_check_timeout: Duration::from_millis(500),
         idle_timeout: Duration::from_secs(5),
         deregistration_delay: Duration::from_secs(5),
+        stickiness: false,
     }
 }
 

@@ -74,6 +74,10 @@ pub struct RouterConfig {
     pub idle_timeout: Duration,
     /// The longest [`Router::deregister`] waits for a target's open requests to end.
     pub deregistration_delay: Duration,
+    /// ALB `lb_cookie` stickiness: every response sets `AWSALB=<target>`, and a request
+    /// carrying it goes to that target while it is healthy (elsewhere, with a new cookie,
+    /// once it is not).
+    pub stickiness: bool,
 }
 
 impl Default for RouterConfig {
@@ -86,6 +90,7 @@ impl Default for RouterConfig {
             health_check_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(60),
             deregistration_delay: Duration::from_secs(300),
+            stickiness: false,
         }
     }
 }
@@ -135,6 +140,7 @@ pub async fn start(
         shutdown: shutdown.clone(),
         faults: watch::Sender::new(None),
         stream_seq: AtomicU64::new(0),
+        stickiness: cfg.stickiness,
     });
     let stopped = CancellationToken::new();
     let app = proxy::app(Arc::clone(&shared)).into_make_service_with_connect_info::<SocketAddr>();

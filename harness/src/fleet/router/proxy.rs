@@ -33,6 +33,23 @@ pub(crate) struct Shared {
     pub(crate) shutdown: CancellationToken,
     pub(crate) faults: watch::Sender<Option<NetworkFault>>,
     pub(crate) stream_seq: AtomicU64,
+    /// ALB `lb_cookie` stickiness (see `RouterConfig::stickiness`).
+    pub(crate) stickiness: bool,
+}
+
+/// The stickiness cookie's name, as an ALB names its own.
+pub(crate) const STICKY_COOKIE: &str = "AWSALB";
+
+/// The target a request's stickiness cookie names, if any.
+fn sticky_target(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == STICKY_COOKIE)
+        .map(|(_, value)| value.to_string())
 }
 
 /// Errors the router answers itself, instead of the target.
@@ -90,7 +107,12 @@ async fn proxy(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
-    let Some(guard) = shared.registry.pick() else {
+    let preferred = if shared.stickiness {
+        sticky_target(request.headers())
+    } else {
+        None
+    };
+    let Some(guard) = shared.registry.pick_preferring(preferred.as_deref()) else {
         return ProxyError::NoHealthyTargets.into_response();
     };
     let span = tracing::info_span!(
@@ -158,6 +180,7 @@ async fn forward(
     };
 
     let status = response.status();
+    let target_id = target.id.clone();
     let mut headers = response.headers().clone();
     strip_hop_by_hop(&mut headers);
     tracing::debug!(%status, "target answered; relaying body");
@@ -173,6 +196,11 @@ async fn forward(
     let mut out = Response::new(Body::from_stream(relay.into_stream(span)));
     *out.status_mut() = status;
     *out.headers_mut() = headers;
+    if shared.stickiness
+        && let Ok(cookie) = HeaderValue::from_str(&format!("{STICKY_COOKIE}={target_id}; Path=/"))
+    {
+        out.headers_mut().append(header::SET_COOKIE, cookie);
+    }
     Ok(out)
 }
 

@@ -266,6 +266,20 @@ impl Registry {
     /// Chooses a healthy target for a new request and counts the request against it. The
     /// choice and the count happen under one lock, so a burst of requests under
     /// `least_outstanding` spreads instead of piling onto the target that looked idlest.
+    /// [`Registry::pick`], but the target named `preferred` (stickiness) while it is healthy.
+    pub(crate) fn pick_preferring(&self, preferred: Option<&str>) -> Option<LoadGuard> {
+        if let Some(id) = preferred {
+            let targets = lock(&self.targets);
+            if let Some(t) = targets
+                .iter()
+                .find(|t| t.id.as_str() == id && t.state() == TargetState::Healthy)
+            {
+                return Some(LoadGuard::new(Arc::clone(t)));
+            }
+        }
+        self.pick()
+    }
+
     pub(crate) fn pick(&self) -> Option<LoadGuard> {
         let targets = lock(&self.targets);
         let healthy: Vec<&Arc<Target>> = targets
