@@ -329,3 +329,53 @@ async fn shutdown_ends_live_streams_and_stops_the_router() {
     assert_aborted(&mut client).await;
     within(fleet.router.stopped()).await;
 }
+
+#[tokio::test]
+async fn stickiness_cookie_pins_a_client_to_its_target_until_it_leaves() {
+    let cfg = RouterConfig {
+        stickiness: true,
+        ..config()
+    };
+    let fleet = Fleet::start(cfg, &["a", "b"]).await;
+    let first = within(fleet.client.get(fleet.url("/whoami")).send())
+        .await
+        .expect("request");
+    let cookie = first.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    let pinned = within(first.text()).await.expect("body");
+    assert_eq!(cookie, format!("AWSALB={pinned}; Path=/"));
+    let pair = cookie.split(';').next().expect("pair").to_string();
+    // Round robin would alternate; the cookie keeps every request on the same target.
+    for _ in 0..4 {
+        let response = within(
+            fleet
+                .client
+                .get(fleet.url("/whoami"))
+                .header("cookie", format!("other=1; {pair}"))
+                .send(),
+        )
+        .await
+        .expect("request");
+        assert_eq!(within(response.text()).await.expect("body"), pinned);
+    }
+    // Once the pinned target leaves, the request goes elsewhere and the cookie moves with it.
+    fleet.router.remove(&pinned);
+    let response = within(
+        fleet
+            .client
+            .get(fleet.url("/whoami"))
+            .header("cookie", pair)
+            .send(),
+    )
+    .await
+    .expect("request");
+    let moved = response.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    let other = within(response.text()).await.expect("body");
+    assert_ne!(other, pinned);
+    assert_eq!(moved, format!("AWSALB={other}; Path=/"));
+}
