@@ -276,15 +276,21 @@ fn replica_records(target: &AnyTarget, start: tokio::time::Instant) -> Vec<r::Re
     fleet
         .all_replicas()
         .iter()
-        .map(|x| r::ReplicaRecord {
-            id: x.id.clone(),
-            version: x.version.clone(),
-            started_s: secs(x.started_at.into_std()),
-            stopped_s: x.stopped_at().map(|t| secs(t.into_std())),
-            exit: x
-                .child
-                .exit_status()
-                .map(|s| crate::fleet::process::describe_exit(Some(s))),
+        .map(|x| {
+            // `stopped_at` is set by faults and for replicas that died by themselves, not for
+            // those the harness stopped at the end of the run (they were still serving).
+            let stopped = x.stopped_at();
+            r::ReplicaRecord {
+                id: x.id.clone(),
+                version: x.version.clone(),
+                started_s: secs(x.started_at.into_std()),
+                stopped_s: stopped.map(|t| secs(t.into_std())),
+                exit: stopped.and(
+                    x.child
+                        .exit_status()
+                        .map(|s| crate::fleet::process::describe_exit(Some(s))),
+                ),
+            }
         })
         .collect()
 }

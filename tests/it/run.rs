@@ -5,6 +5,7 @@ use std::process::Command;
 use super::support::{dropzero_bin, repo_root, small_scenario};
 
 fn run(scenario: &std::path::Path, out: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    let _fleet = super::support::one_fleet_at_a_time();
     Command::new(dropzero_bin())
         .arg("run")
         .arg(scenario)

@@ -79,3 +79,46 @@ ttft = {{ median = "20ms", p99 = "80ms" }}
     std::fs::write(&path, text).expect("write scenario");
     path
 }
+
+/// Held by every test that runs a whole scenario: on a 2-core machine two fleets at once
+/// would measure each other's CPU contention, not the target.
+pub fn one_fleet_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `dropzero run <scenario> --out <out> <extra…>` from the repository root; returns the exit
+/// code, the parsed report.json and the combined output (for assertion messages).
+pub fn run_scenario(
+    scenario: &std::path::Path,
+    out: &std::path::Path,
+    extra: &[&str],
+) -> (Option<i32>, serde_json::Value, String) {
+    let output = Command::new(dropzero_bin())
+        .arg("run")
+        .arg(scenario)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .current_dir(repo_root())
+        .output()
+        .expect("dropzero runs");
+    let log = format!(
+        "stdout:\n{}\nstderr (tail):\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        tail(&String::from_utf8_lossy(&output.stderr), 4000)
+    );
+    let report = std::fs::read_to_string(out.join("report.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(serde_json::Value::Null);
+    (output.status.code(), report, log)
+}
+
+fn tail(s: &str, n: usize) -> &str {
+    let start = s.len().saturating_sub(n);
+    let start = (start..=s.len())
+        .find(|&i| s.is_char_boundary(i))
+        .unwrap_or(s.len());
+    &s[start..]
+}

@@ -298,11 +298,14 @@ impl Target for LocalFleet {
         // Replicas first (so they stop calling the LLM), then the router, then the mock.
         let replicas = self.all_replicas();
         for r in &replicas {
+            if r.child.exit_status().is_some() {
+                // Died by itself before the end (not through a fault): note when we saw it.
+                r.mark_stopped();
+            }
             r.child.signal(nix::sys::signal::Signal::SIGKILL);
         }
         for r in &replicas {
             let _ = r.child.wait_timeout(Duration::from_secs(5)).await;
-            r.mark_stopped();
         }
         self.router_shutdown.cancel();
         self.mock.signal(nix::sys::signal::Signal::SIGKILL);
