@@ -223,6 +223,9 @@ fn token_totals(
             cost_usd: 0.0,
             wasted_cost_usd: 0.0,
             budget_overshoot_max_tokens: None,
+            llm_requests: None,
+            llm_errors: None,
+            llm_cut_responses: None,
         };
     };
     let u =
@@ -263,6 +266,9 @@ fn token_totals(
             .unwrap_or(0.0),
         wasted_cost_usd: wasted as f64 * plan.llm.price.output_per_mtok / 1e6,
         budget_overshoot_max_tokens: None,
+        llm_requests: Some(u(total, "requests")),
+        llm_errors: Some(u(total, "errors")),
+        llm_cut_responses: Some(u(total, "cut_responses")),
     }
 }
 

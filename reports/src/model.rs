@@ -216,6 +216,14 @@ pub struct TokenTotals {
     /// ended `budget_exceeded` (`None` when none did or no budget was set).
     #[serde(default)]
     pub budget_overshoot_max_tokens: Option<u64>,
+    /// LLM calls from the provider's ledger: all, refused or failed (429/529/5xx), and
+    /// responses cut mid-stream. `None` without a ledger.
+    #[serde(default)]
+    pub llm_requests: Option<u64>,
+    #[serde(default)]
+    pub llm_errors: Option<u64>,
+    #[serde(default)]
+    pub llm_cut_responses: Option<u64>,
 }
 
 impl TokenTotals {

@@ -142,6 +142,20 @@ fn write_report(r: &Report, out: &mut impl Write) -> io::Result<()> {
             usd(k.wasted_cost_usd),
         ]],
     )?;
+    if let Some(requests) = k.llm_requests {
+        writeln!(
+            out,
+            "\nLLM calls: {requests}, of which refused or failed (429/529/5xx): {}, cut mid-stream: {}.",
+            k.llm_errors.unwrap_or(0),
+            k.llm_cut_responses.unwrap_or(0)
+        )?;
+    }
+    if let Some(over) = k.budget_overshoot_max_tokens {
+        writeln!(
+            out,
+            "\nLargest overshoot past a session's output-token budget: {over} tokens."
+        )?;
+    }
 
     let lat = &r.latency;
     writeln!(out, "\n## Latency\n")?;

@@ -72,7 +72,10 @@ pub fn report() -> Report {
             wasted_ratio: TokenTotals::ratio(9_216, 1_190_220),
             cost_usd: 24.036_3,
             wasted_cost_usd: 0.138_24,
-            budget_overshoot_max_tokens: None,
+            budget_overshoot_max_tokens: Some(310),
+            llm_requests: Some(2_400),
+            llm_errors: Some(12),
+            llm_cut_responses: Some(3),
         },
         latency: Latencies {
             ttft_ms: summary(412, 640.0, 1_900.0),
