@@ -3,7 +3,12 @@
 //! and a stopping session starts nothing new. All steps run as futures inside the session's
 //! task (no spawns), so they share its span and end with it.
 //!
+//! After a takeover the DAG starts from the journal: completed, failed and cancelled steps
+//! keep their state, and steps that were running continue from their [`StepProgress`].
+//!
 //! Not for what a step does (see `worker`).
+
+use std::collections::HashMap;
 
 use futures::{StreamExt, stream::FuturesUnordered};
 use serde_json::json;
@@ -11,6 +16,7 @@ use serde_json::json;
 use super::{
     SessionCtx, Stop,
     planner::Plan,
+    resume::{StepProgress, StepState},
     worker::{StepOutcome, run_step},
 };
 
@@ -23,12 +29,28 @@ enum State {
     Cancelled,
 }
 
-/// Run every step; returns the first failure's reason, if any.
-pub async fn run(ctx: &SessionCtx, plan: &Plan) -> Option<String> {
+/// Run every step; returns the first failure's reason, if any. `resumed` is the journaled
+/// progress of each step a previous owner started (empty for a new session).
+pub async fn run(
+    ctx: &SessionCtx,
+    plan: &Plan,
+    mut resumed: HashMap<String, StepProgress>,
+) -> Option<String> {
     let steps = &plan.steps;
     let mut state = vec![State::Pending; steps.len()];
-    let mut running = FuturesUnordered::new();
     let mut failure = None;
+    for (i, step) in steps.iter().enumerate() {
+        state[i] = match resumed.get(&step.id).map(|p| &p.state) {
+            None | Some(StepState::Running) => continue,
+            Some(StepState::Completed) => State::Completed,
+            Some(StepState::Cancelled) => State::Cancelled,
+            Some(StepState::Failed(error)) => {
+                failure.get_or_insert(format!("step {} failed: {error}", step.id));
+                State::Failed
+            }
+        };
+    }
+    let mut running = FuturesUnordered::new();
     loop {
         // Start what can start, cancel what can never run; repeat until nothing changes.
         let mut changed = true;
@@ -66,7 +88,8 @@ pub async fn run(ctx: &SessionCtx, plan: &Plan) -> Option<String> {
                     state[i] = State::Running;
                     changed = true;
                     let step = &steps[i];
-                    running.push(async move { (i, run_step(ctx, step).await) });
+                    let progress = resumed.remove(&step.id);
+                    running.push(async move { (i, run_step(ctx, step, progress).await) });
                 }
             }
         }

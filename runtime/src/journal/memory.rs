@@ -175,7 +175,7 @@ impl Journal for MemoryJournal {
         let claimed = state
             .sessions
             .get_mut(&session_id)
-            .filter(|r| lease_free(r, now_ms))
+            .filter(|r| r.lease_free(now_ms))
             .map(|record| {
                 let previous_owner = record.owner.replace(owner);
                 record.lease_expires_at_ms = Some(expires_at_ms);
@@ -192,7 +192,7 @@ impl Journal for MemoryJournal {
         let mut free: Vec<&SessionRecord> = state
             .sessions
             .values()
-            .filter(|r| lease_free(r, now_ms))
+            .filter(|r| r.lease_free(now_ms))
             .collect();
         // Released (no lease) first, then the longest expired; ties by id, for stable tests.
         free.sort_by(|a, b| {
@@ -204,10 +204,4 @@ impl Journal for MemoryJournal {
             .map(|r| r.session_id.clone())
             .collect()))
     }
-}
-
-/// The claim condition: running, and released or past its lease (the SQL twin is in `sqlite`).
-fn lease_free(record: &SessionRecord, now_ms: i64) -> bool {
-    record.status == SessionStatus::Running
-        && (record.owner.is_none() || record.lease_expires_at_ms.is_some_and(|l| l < now_ms))
 }
