@@ -210,11 +210,7 @@ pub async fn run_session(
     };
     let (failure, ()) = tokio::join!(drive, watcher);
     if ctx.emitter.is_superseded() {
-        tracing::warn!(
-            last_seq = ctx.emitter.last_seq(),
-            "stopped: another replica continues the session"
-        );
-        return Outcome::Superseded;
+        return superseded(&ctx).await;
     }
     let (status, reason) = match ctx.stop_reason() {
         Some(Stop::Handoff) => return handoff(&ctx).await,
@@ -232,8 +228,7 @@ pub async fn run_session(
             Outcome::Finished(status)
         }
         Err(EmitError::Superseded | EmitError::Journal(JournalError::SeqTaken { .. })) => {
-            tracing::warn!("stopped: another replica continues the session");
-            Outcome::Superseded
+            superseded(&ctx).await
         }
         Err(e) => {
             // Leave the session to a replica whose journal works, rather than heartbeat it.
@@ -282,6 +277,20 @@ async fn drive(ctx: &SessionCtx, start: Start) -> Option<String> {
         }
     };
     dag::run(ctx, &plan, steps).await
+}
+
+/// Another writer holds the session's next seq. Usually this replica lost its lease and the
+/// new owner fenced it out: nothing to do. If instead this replica *is* the recorded owner
+/// (it claimed the session while the old owner, whose lease had lapsed, was still writing,
+/// and lost the race for the next seq), release the claim: heartbeating a session nobody
+/// runs here would leave it stuck if the old owner then died.
+async fn superseded(ctx: &SessionCtx) -> Outcome {
+    tracing::warn!(
+        last_seq = ctx.emitter.last_seq(),
+        "stopped: another replica writes the session"
+    );
+    release_if_mine(ctx).await;
+    Outcome::Superseded
 }
 
 /// Stopped at the drain deadline: release ownership so another replica claims the session at
