@@ -143,8 +143,14 @@ impl Emitter {
         .await
     }
 
-    /// Add one LLM call's usage and emit the cumulative `usage` event.
-    pub async fn add_usage(&self, input_tokens: u64, output_tokens: u64) -> Result<u64, EmitError> {
+    /// Add one LLM call's usage and emit the cumulative `usage` event, naming the step whose
+    /// call it was (so a takeover knows which journaled tokens no usage event covers yet).
+    pub async fn add_usage(
+        &self,
+        step: &str,
+        input_tokens: u64,
+        output_tokens: u64,
+    ) -> Result<u64, EmitError> {
         self.metrics
             .input_tokens
             .fetch_add(input_tokens, std::sync::atomic::Ordering::Relaxed);
@@ -156,7 +162,9 @@ impl Emitter {
             st.usage.input_tokens += input_tokens;
             st.usage.output_tokens += output_tokens;
             st.usage.cost_usd = prices.cost(st.usage.input_tokens, st.usage.output_tokens);
-            json!(st.usage)
+            let mut data = json!(st.usage);
+            data["step"] = json!(step);
+            data
         })
         .await
     }

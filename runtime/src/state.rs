@@ -142,6 +142,13 @@ impl AppState {
             "taking the session over"
         );
         self.metrics.took_over(reason);
+        // The previous owner's interrupted calls were billed for what they journaled.
+        let mut usage = progress.usage;
+        usage.output_tokens += progress.unbilled_output();
+        usage.cost_usd = self
+            .config
+            .prices
+            .cost(usage.input_tokens, usage.output_tokens);
         let emitter = Emitter::resume(
             id,
             self.journal.clone(),
@@ -150,7 +157,7 @@ impl AppState {
             ResumeFrom {
                 last_seq: progress.last_seq,
                 digest: std::mem::take(&mut progress.digest),
-                usage: progress.usage,
+                usage,
             },
         );
         let takeover = Takeover {

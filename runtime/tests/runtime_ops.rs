@@ -24,10 +24,12 @@ async fn ecs_agent() -> (String, Calls) {
     let app = Router::new()
         .route(
             "/task-protection/v1/state",
-            put(|State(calls): State<Calls>, Json(body): Json<Value>| async move {
-                calls.lock().unwrap().push(body.clone());
-                Json(json!({"protection": {"ProtectionEnabled": body["ProtectionEnabled"]}}))
-            }),
+            put(
+                |State(calls): State<Calls>, Json(body): Json<Value>| async move {
+                    calls.lock().unwrap().push(body.clone());
+                    Json(json!({"protection": {"ProtectionEnabled": body["ProtectionEnabled"]}}))
+                },
+            ),
         )
         .with_state(calls.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -76,7 +78,10 @@ async fn scale_in_protection_follows_the_sessions() {
         .text()
         .await
         .unwrap();
-    assert!(metrics.contains("dropzero_scale_in_protected 0"), "{metrics}");
+    assert!(
+        metrics.contains("dropzero_scale_in_protected 0"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

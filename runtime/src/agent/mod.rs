@@ -111,11 +111,12 @@ impl SessionCtx {
         }
     }
 
-    pub async fn add_usage(&self, input: u64, output: u64) {
+    /// Account one LLM call of `step` (`planner` for the plan).
+    pub async fn add_usage(&self, step: &str, input: u64, output: u64) {
         if input + output == 0 {
             return;
         }
-        if let Err(e) = self.emitter.add_usage(input, output).await {
+        if let Err(e) = self.emitter.add_usage(step, input, output).await {
             self.journal_failed(e);
         }
     }

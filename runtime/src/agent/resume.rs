@@ -95,6 +95,9 @@ pub struct Progress {
     pub digest: Sha256,
     /// The last `usage` event (cumulative).
     pub usage: Usage,
+    /// Per step, token events journaled since that step's last `usage` event: output of
+    /// calls interrupted mid-stream, billed by the provider but in no usage event.
+    unbilled: HashMap<String, u64>,
     pub plan: Option<Plan>,
     pub steps: HashMap<String, StepProgress>,
     /// Set when the session already ended: there is nothing to resume.
@@ -140,13 +143,20 @@ impl Progress {
                 self.plan = Some(plan);
             }
             "usage" => {
+                match data["step"].as_str() {
+                    Some(step) => drop(self.unbilled.remove(step)),
+                    // Written before usage named its step: assume it covers everything.
+                    None => self.unbilled.clear(),
+                }
                 self.usage =
                     serde_json::from_value(data).map_err(|e| error(format!("usage: {e}")))?;
             }
             "token" => {
                 let chunk = text("text");
+                let step = text("step");
                 self.digest.update(chunk.as_bytes());
-                self.step(&text("step")).text.push_str(&chunk);
+                *self.unbilled.entry(step.clone()).or_default() += 1;
+                self.step(&step).text.push_str(&chunk);
             }
             "step" => {
                 let step = self.step(&text("step"));
@@ -204,6 +214,12 @@ impl Progress {
         }
         self.last_seq = event.seq;
         Ok(())
+    }
+
+    /// Output tokens journaled by calls whose usage was never journaled (their replica died
+    /// or handed off mid-call). The provider billed them; a takeover adds them to the usage.
+    pub fn unbilled_output(&self) -> u64 {
+        self.unbilled.values().sum()
     }
 
     fn step(&mut self, id: &str) -> &mut StepProgress {
@@ -287,6 +303,8 @@ mod tests {
         assert_eq!(progress.last_seq, list.len() as u64);
         assert!(progress.done.is_none());
         assert_eq!(progress.usage.output_tokens, 4);
+        // s1's 2 tokens, and s2's 2 after its usage event: in no usage event yet.
+        assert_eq!(progress.unbilled_output(), 4);
         assert_eq!(progress.plan.as_ref().map(|p| p.steps.len()), Some(3));
         let digest = hex::encode(progress.digest.clone().finalize());
         let all = " alpha look beta after more";

@@ -187,7 +187,7 @@ pub async fn call_with_retries(
             _ = ctx.stop.cancelled() => Err(CallError::Stopped),
             r = tokio::time::timeout(timeout, call) => r.unwrap_or(Err(CallError::Timeout(timeout))),
         };
-        ctx.add_usage(usage.0, usage.1).await;
+        ctx.add_usage(step, usage.0, usage.1).await;
         let error = match result {
             Ok(()) => {
                 ctx.metrics
