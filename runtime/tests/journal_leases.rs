@@ -14,8 +14,11 @@ use dropzero_runtime::{
     session::{EventRecord, SessionRecord, SessionStatus, Usage},
 };
 
+/// A backend's name and two views of one journal.
+type Backend = (&'static str, Arc<dyn Journal>, Arc<dyn Journal>);
+
 /// Two views of one journal: the same object twice, or two handles on one file.
-fn backends(dir: &std::path::Path) -> Vec<(&'static str, Arc<dyn Journal>, Arc<dyn Journal>)> {
+fn backends(dir: &std::path::Path) -> Vec<Backend> {
     let memory: Arc<dyn Journal> = Arc::new(MemoryJournal::new());
     let one: Arc<dyn Journal> = Arc::new(SqliteJournal::open(dir.join("one.db")).unwrap());
     let shared = dir.join("shared.db");

@@ -222,9 +222,16 @@ async fn sigkill_owner_then_another_replica_takes_the_session_over() {
 
     let after = seen.last().map_or(0, |e| e.seq);
     let mut resumed = Events::open(&base_b, &session, after).await;
-    let first = resumed.next().await.expect("B continues the session");
-    let takeover_latency = killed.elapsed();
-    let mut rest = vec![first];
+    // First what A journaled after our last read, then B's takeover event.
+    let mut rest = Vec::new();
+    let takeover_latency = loop {
+        let ev = resumed.next().await.expect("B continues the session");
+        let is_takeover = ev.kind == "session";
+        rest.push(ev);
+        if is_takeover {
+            break killed.elapsed();
+        }
+    };
     rest.extend(resumed.rest().await);
     let all: Vec<Ev> = seen.iter().cloned().chain(rest.iter().cloned()).collect();
     let done = verify_complete(&all).clone();
@@ -244,9 +251,10 @@ async fn sigkill_owner_then_another_replica_takes_the_session_over() {
         after_seq >= after,
         "B continues after everything A journaled"
     );
-    // The lease (1 s) had to expire first; B's stream checks every 200 ms.
+    // The lease (1 s, heartbeat every 333 ms) had to expire first — a live lease is never
+    // taken — and B's stream checks it every 200 ms.
     assert!(
-        takeover_latency < Duration::from_secs(5),
+        takeover_latency > Duration::from_millis(600) && takeover_latency < Duration::from_secs(5),
         "took over after {takeover_latency:?}"
     );
 

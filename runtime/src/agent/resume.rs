@@ -228,6 +228,7 @@ impl Progress {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests fail loudly
 mod tests {
     use serde_json::json;
 

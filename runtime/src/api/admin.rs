@@ -36,7 +36,7 @@ fn allocate_until_the_allocator_fails() {
     loop {
         // A non-zero fill writes every page; zeroed memory could stay unbacked (calloc).
         held.push(vec![0xA5; CHUNK]);
-        if held.len() % 64 == 0 {
+        if held.len().is_multiple_of(64) {
             tracing::warn!(
                 mib = held.len() * (CHUNK >> 20),
                 "OOM fault: still allocating"
