@@ -148,6 +148,10 @@ pub struct LocalSession {
     pub opened: CancellationToken,
     /// Naive mode: whether a stream already claimed the session.
     pub streamed: Arc<std::sync::atomic::AtomicBool>,
+    /// Cancelled when this replica could not renew the session's lease in time.
+    pub lease_lost: CancellationToken,
+    /// When this replica created or claimed the session (its lease then ran a full TTL).
+    pub leased_at: std::time::Instant,
 }
 
 /// Sessions whose agent loop runs here, by id. The count is the autoscaling signal and
@@ -199,6 +203,11 @@ impl LocalSessions {
 
     pub fn ids(&self) -> Vec<String> {
         self.lock().keys().cloned().collect()
+    }
+
+    /// Every local session (a snapshot).
+    pub fn all(&self) -> Vec<LocalSession> {
+        self.lock().values().cloned().collect()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, LocalSession>> {

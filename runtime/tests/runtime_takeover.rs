@@ -209,18 +209,54 @@ async fn a_drain_hand_off_is_picked_up_by_the_reconnecting_stream() {
     );
 }
 
-/// A journal whose heartbeats fail: its replica keeps running sessions whose leases lapse.
-struct NoHeartbeat(Arc<dyn Journal>);
+/// A journal with injected faults: heartbeats that fail, and a stall (every append and
+/// heartbeat waits while `stalled` is true — a replica frozen by a GC pause, SIGSTOP, a
+/// saturated disk).
+struct Faulty {
+    inner: Arc<dyn Journal>,
+    heartbeat_fails: bool,
+    stalled: tokio::sync::watch::Receiver<bool>,
+}
 
-impl Journal for NoHeartbeat {
+impl Faulty {
+    fn new(
+        inner: Arc<dyn Journal>,
+        heartbeat_fails: bool,
+    ) -> (Faulty, tokio::sync::watch::Sender<bool>) {
+        let (stall, stalled) = tokio::sync::watch::channel(false);
+        (
+            Faulty {
+                inner,
+                heartbeat_fails,
+                stalled,
+            },
+            stall,
+        )
+    }
+
+    fn gate(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut stalled = self.stalled.clone();
+        async move {
+            let _ = stalled.wait_for(|s| !s).await;
+        }
+    }
+}
+
+impl Journal for Faulty {
     fn create(&self, record: SessionRecord) -> BoxFuture<'static, JournalResult<Created>> {
-        self.0.create(record)
+        self.inner.create(record)
     }
     fn session(&self, id: String) -> BoxFuture<'static, JournalResult<Option<SessionRecord>>> {
-        self.0.session(id)
+        self.inner.session(id)
     }
     fn append(&self, event: EventRecord) -> BoxFuture<'static, JournalResult<()>> {
-        self.0.append(event)
+        // One step per session in these tests, so one append in flight: order is kept.
+        let (gate, inner) = (self.gate(), self.inner.clone());
+        async move {
+            gate.await;
+            inner.append(event).await
+        }
+        .boxed()
     }
     fn read_after(
         &self,
@@ -228,10 +264,10 @@ impl Journal for NoHeartbeat {
         after: u64,
         limit: usize,
     ) -> BoxFuture<'static, JournalResult<Vec<EventRecord>>> {
-        self.0.read_after(id, after, limit)
+        self.inner.read_after(id, after, limit)
     }
     fn last_seq(&self, id: String) -> BoxFuture<'static, JournalResult<u64>> {
-        self.0.last_seq(id)
+        self.inner.last_seq(id)
     }
     fn finish(
         &self,
@@ -240,13 +276,21 @@ impl Journal for NoHeartbeat {
         usage: Usage,
         last_seq: u64,
     ) -> BoxFuture<'static, JournalResult<()>> {
-        self.0.finish(id, status, usage, last_seq)
+        self.inner.finish(id, status, usage, last_seq)
     }
     fn release(&self, id: String) -> BoxFuture<'static, JournalResult<()>> {
-        self.0.release(id)
+        self.inner.release(id)
     }
-    fn heartbeat(&self, _owner: String, _expires: i64) -> BoxFuture<'static, JournalResult<u64>> {
-        futures::future::ready(Err(JournalError::WriterGone)).boxed()
+    fn heartbeat(&self, owner: String, expires: i64) -> BoxFuture<'static, JournalResult<u64>> {
+        if self.heartbeat_fails {
+            return futures::future::ready(Err(JournalError::WriterGone)).boxed();
+        }
+        let (gate, inner) = (self.gate(), self.inner.clone());
+        async move {
+            gate.await;
+            inner.heartbeat(owner, expires).await
+        }
+        .boxed()
     }
     fn claim(
         &self,
@@ -255,34 +299,53 @@ impl Journal for NoHeartbeat {
         now_ms: i64,
         expires_at_ms: i64,
     ) -> BoxFuture<'static, JournalResult<Option<Claimed>>> {
-        self.0.claim(id, owner, now_ms, expires_at_ms)
+        self.inner.claim(id, owner, now_ms, expires_at_ms)
     }
     fn orphans(&self, now_ms: i64, limit: usize) -> BoxFuture<'static, JournalResult<Vec<String>>> {
-        self.0.orphans(now_ms, limit)
+        self.inner.orphans(now_ms, limit)
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_replica_whose_lease_lapsed_is_fenced_out() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("j.db");
-    let mock = support::mock(support::profile(Duration::from_millis(4))).await;
-    let query = json!({"query": "fenced [dz tokens=250] [dz steps=1]"});
-    // The content an uninterrupted session has.
-    let reference = serve(Config::new(&mock.url), memory()).await;
+/// The text an uninterrupted single-step session has: its `done`.
+async fn uninterrupted(llm: &str, query: &serde_json::Value) -> serde_json::Value {
+    let reference = serve(Config::new(llm), memory()).await;
     let r = create(&reference.base, query.clone()).await;
-    let expected = verify(&read(&reference.base, &r, Resume::Start, None).await, 1);
+    verify(&read(&reference.base, &r, Resume::Start, None).await, 1)
+}
 
-    let stale: Arc<dyn Journal> =
-        Arc::new(NoHeartbeat(Arc::new(SqliteJournal::open(&path).unwrap())));
-    let a = serve(fast_leases(&mock.url), stale).await;
+/// Two replicas on one SQLite file (two writers, as two processes have); A's journal faulty.
+async fn pair(
+    dir: &std::path::Path,
+    llm: &str,
+    heartbeat_fails: bool,
+) -> (
+    support::Runtime,
+    support::Runtime,
+    tokio::sync::watch::Sender<bool>,
+) {
+    let path = dir.join("j.db");
+    let (faulty, stall) = Faulty::new(
+        Arc::new(SqliteJournal::open(&path).unwrap()),
+        heartbeat_fails,
+    );
+    let a = serve(fast_leases(llm), Arc::new(faulty)).await;
     let b = serve(
-        fast_leases(&mock.url),
+        fast_leases(llm),
         Arc::new(SqliteJournal::open(&path).unwrap()),
     )
     .await;
-    let s = create(&a.base, query).await;
-    let events = read(&b.base, &s, Resume::Start, None).await;
+    (a, b, stall)
+}
+
+/// Read the session from B to its end; check it against the uninterrupted text and that
+/// exactly one takeover, from A after its lease expired, happened.
+async fn check_taken_over(
+    a: &support::Runtime,
+    b: &support::Runtime,
+    s: &support::Created,
+    expected: &serde_json::Value,
+) {
+    let events = read(&b.base, s, Resume::Start, None).await;
     let done = verify(&events, 1);
     assert_eq!(done["status"], "completed");
     assert_eq!(done["content_sha256"], json!(digest(&events)));
@@ -290,27 +353,71 @@ async fn a_replica_whose_lease_lapsed_is_fenced_out() {
         done["content_sha256"], expected["content_sha256"],
         "same text as uninterrupted"
     );
-    let takeovers: Vec<&Ev> = events
-        .iter()
-        .filter(|e| e.kind == "session")
-        .skip(1)
-        .collect();
-    assert!(!takeovers.is_empty(), "B took over: {events:#?}");
+    let sessions: Vec<&Ev> = events.iter().filter(|e| e.kind == "session").collect();
     assert_eq!(
-        takeovers[0].data["takeover"]["from"],
+        sessions.len(),
+        2,
+        "created on A, taken over once: {events:#?}"
+    );
+    assert_eq!(
+        sessions[0].data["replica_id"],
         json!(a.state.config.replica_id)
     );
-    assert_eq!(takeovers[0].data["takeover"]["reason"], "lease_expired");
+    assert_eq!(
+        sessions[1].data["replica_id"],
+        json!(b.state.config.replica_id)
+    );
+    assert_eq!(
+        sessions[1].data["takeover"]["from"],
+        json!(a.state.config.replica_id)
+    );
+    assert_eq!(sessions[1].data["takeover"]["reason"], "lease_expired");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !a.state.local.is_empty() {
+        assert!(Instant::now() < deadline, "A's loop stopped");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_cannot_renew_its_lease_stops_before_it_lapses() {
+    let dir = tempfile::tempdir().unwrap();
+    let mock = support::mock(support::profile(Duration::from_millis(4))).await;
+    let query = json!({"query": "cannot renew [dz tokens=250] [dz steps=1]"});
+    let expected = uninterrupted(&mock.url, &query).await;
+    let (a, b, _stall) = pair(dir.path(), &mock.url, true).await;
+    let s = create(&a.base, query).await;
+    check_taken_over(&a, &b, &s, &expected).await;
     let failures = a
         .state
         .metrics
         .lease_heartbeat_failures
         .load(std::sync::atomic::Ordering::Relaxed);
     assert!(failures > 0);
-    // A stopped without writing behind B: nothing runs on A any more.
+    assert!(
+        !a.state.leases.is_healthy(),
+        "and A claims nothing meanwhile"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_owner_is_fenced_out_when_it_wakes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mock = support::mock(support::profile(Duration::from_millis(4))).await;
+    let query = json!({"query": "stalled [dz tokens=250] [dz steps=1]"});
+    let expected = uninterrupted(&mock.url, &query).await;
+    let (a, b, stall) = pair(dir.path(), &mock.url, false).await;
+    let s = create(&a.base, query).await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    // A freezes mid-session: its lease lapses and B takes over. When A wakes, its pending
+    // append finds the seq taken and A stops without writing anything more.
+    stall.send_replace(true);
     let deadline = Instant::now() + Duration::from_secs(5);
-    while !a.state.local.is_empty() {
-        assert!(Instant::now() < deadline, "A's loop stopped");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    while b.state.local.get(&s.id).is_none() {
+        assert!(Instant::now() < deadline, "B took over while A was frozen");
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stall.send_replace(false);
+    check_taken_over(&a, &b, &s, &expected).await;
 }

@@ -14,7 +14,7 @@ use futures::{StreamExt, stream::FuturesUnordered};
 use serde_json::json;
 
 use super::{
-    SessionCtx, Stop,
+    SessionCtx,
     planner::Plan,
     resume::{StepProgress, StepState},
     worker::{StepOutcome, run_step},
@@ -115,7 +115,10 @@ pub async fn run(
             }
             StepOutcome::Stopped => {
                 state[i] = State::Cancelled;
-                if ctx.stop_reason() != Some(Stop::Handoff) {
+                if !ctx
+                    .stop_reason()
+                    .is_some_and(|r| r.leaves_session_running())
+                {
                     ctx.emit("step", json!({"step": id, "state": "cancelled"}))
                         .await;
                 }
@@ -123,7 +126,10 @@ pub async fn run(
         }
     }
     // Steps never started because the session is stopping.
-    if ctx.stop_reason() != Some(Stop::Handoff) {
+    if !ctx
+        .stop_reason()
+        .is_some_and(|r| r.leaves_session_running())
+    {
         for (i, s) in state.iter().enumerate() {
             if *s == State::Pending {
                 ctx.emit("step", json!({"step": steps[i].id, "state": "cancelled"}))

@@ -43,7 +43,28 @@ pub enum Stop {
     Cancelled,
     Budget(String),
     Handoff,
+    /// This replica could not renew its lease in time: stop before another replica may
+    /// claim the session, so two replicas never write it at once.
+    LeaseLost,
     Journal(String),
+}
+
+impl Stop {
+    /// Whether the session goes on elsewhere (no `done`, steps not marked cancelled).
+    pub fn leaves_session_running(&self) -> bool {
+        matches!(self, Stop::Handoff | Stop::LeaseLost)
+    }
+}
+
+/// The signals that stop a session from outside its loop.
+#[derive(Debug, Clone, Default)]
+pub struct StopSignals {
+    /// `DELETE` (or, in naive mode, the stream's client leaving).
+    pub cancel: CancellationToken,
+    /// The drain deadline.
+    pub hard_stop: CancellationToken,
+    /// The lease could not be renewed (see `lease::heartbeat`).
+    pub lease_lost: CancellationToken,
 }
 
 /// Everything the steps of one session share.
@@ -156,8 +177,10 @@ pub enum Outcome {
     Finished(SessionStatus),
     /// Stopped at the drain deadline without `done`; the session is left to another replica.
     HandedOff,
-    /// Another replica took the session over (this one's lease had lapsed); stopped silently.
+    /// Another writer took the session's next seq; stopped without writing more.
     Superseded,
+    /// Stopped because the lease could not be renewed; another replica will claim it.
+    LeaseLost,
     /// The journal failed and even `done` could not be written; ownership was released.
     Abandoned,
 }
@@ -179,14 +202,13 @@ pub struct Takeover {
     pub reason: resume::TakeoverReason,
 }
 
-/// Run one session to its end. `cancel` is the session's `DELETE`; `hard_stop` the drain
-/// deadline.
-pub async fn run_session(
-    ctx: SessionCtx,
-    start: Start,
-    cancel: CancellationToken,
-    hard_stop: CancellationToken,
-) -> Outcome {
+/// Run one session to its end, or until one of `signals` stops it.
+pub async fn run_session(ctx: SessionCtx, start: Start, signals: StopSignals) -> Outcome {
+    let StopSignals {
+        cancel,
+        hard_stop,
+        lease_lost,
+    } = signals;
     let finished = CancellationToken::new();
     let watcher = async {
         let max = budget::max_duration(&ctx.record.budget);
@@ -200,6 +222,7 @@ pub async fn run_session(
             _ = finished.cancelled() => {}
             _ = cancel.cancelled() => ctx.stop_with(Stop::Cancelled),
             _ = hard_stop.cancelled() => ctx.stop_with(Stop::Handoff),
+            _ = lease_lost.cancelled() => ctx.stop_with(Stop::LeaseLost),
             _ = duration => ctx.stop_with(Stop::Budget(format!(
                 "max_duration_s {} reached", ctx.record.budget.max_duration_s.unwrap_or(0.0)))),
         }
@@ -215,6 +238,13 @@ pub async fn run_session(
     }
     let (status, reason) = match ctx.stop_reason() {
         Some(Stop::Handoff) => return handoff(&ctx).await,
+        Some(Stop::LeaseLost) => {
+            tracing::warn!(
+                last_seq = ctx.emitter.last_seq(),
+                "lease not renewed in time: stopped so another replica can take over"
+            );
+            return Outcome::LeaseLost;
+        }
         Some(Stop::Cancelled) => (SessionStatus::Cancelled, Some("cancelled by client".into())),
         Some(Stop::Budget(reason)) => (SessionStatus::BudgetExceeded, Some(reason)),
         Some(Stop::Journal(reason)) => (SessionStatus::Failed, Some(reason)),
@@ -280,17 +310,15 @@ async fn drive(ctx: &SessionCtx, start: Start) -> Option<String> {
     dag::run(ctx, &plan, steps).await
 }
 
-/// Another writer holds the session's next seq. Usually this replica lost its lease and the
-/// new owner fenced it out: nothing to do. If instead this replica *is* the recorded owner
-/// (it claimed the session while the old owner, whose lease had lapsed, was still writing,
-/// and lost the race for the next seq), release the claim: heartbeating a session nobody
-/// runs here would leave it stuck if the old owner then died.
+/// Another writer holds the session's next seq: usually this replica lost its lease and the
+/// new owner fenced it out. Nothing is released here: if this replica is still the recorded
+/// owner (it claimed the session while the lapsed owner was still writing, and lost the race
+/// for a seq), `AppState` tries the takeover again.
 async fn superseded(ctx: &SessionCtx) -> Outcome {
     tracing::warn!(
         last_seq = ctx.emitter.last_seq(),
         "stopped: another replica writes the session"
     );
-    release_if_mine(ctx).await;
     Outcome::Superseded
 }
 

@@ -282,7 +282,7 @@ mod tests {
             ),
             (
                 "usage",
-                json!({"input_tokens": 10, "output_tokens": 4, "cost_usd": 0.5}),
+                json!({"input_tokens": 10, "output_tokens": 4, "cost_usd": 0.5, "step": "s2"}),
             ),
             ("step", json!({"step": "s1", "state": "completed"})),
             token("s2", " after"),
