@@ -4,8 +4,10 @@
 //! line has `session_id`), and every event goes through its [`Emitter`] into the journal.
 //! A session stops early for one of the [`Stop`] reasons; the first one wins:
 //! `DELETE` (cancelled), a budget (budget_exceeded), the drain deadline (hand-off: no `done`,
-//! ownership released so another replica may continue it), or a journal failure (including
-//! finding that another replica took the session over: then this loop stops silently).
+//! ownership released so another replica may continue it), a lease this replica could not
+//! renew (no `done`; another replica claims it once the lease expired), or a journal failure
+//! (including finding that another replica took the session over: then this loop stops
+//! without writing anything more).
 //!
 //! A loop either starts a session ([`Start::Fresh`]) or continues one another replica began
 //! ([`Start::Takeover`]): it announces the takeover in a `session` event, re-plans only if no
