@@ -57,7 +57,8 @@ pub struct RuntimeArgs {
     pub max_retries: u32,
     /// Resilient mode: how long a replica's claim on a session holds without a heartbeat.
     /// Heartbeats go out every ttl/3; after a crash another replica takes the session over
-    /// once the lease expired (at most about ttl + one sweep later).
+    /// once the lease expired: within about ttl when a client reconnects, at the next orphan
+    /// sweep otherwise.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub lease_ttl: Duration,
     /// Resilient mode: how often to look for orphaned sessions (released or lease expired)
@@ -67,6 +68,10 @@ pub struct RuntimeArgs {
     /// Serve fault-injection endpoints (`POST /admin/oom`); off = 404. For chaos tests only.
     #[arg(long)]
     pub fault_endpoints: bool,
+    /// Resilient mode: the ECS agent's URI, set by ECS in every task; when present the
+    /// replica turns ECS task scale-in protection on while it runs sessions.
+    #[arg(long, env = "ECS_AGENT_URI", hide_env_values = true)]
+    pub ecs_agent_uri: Option<String>,
 }
 
 /// How the runtime keeps sessions (docs/protocol.md §2).
@@ -262,8 +267,9 @@ impl Config {
         };
         config.tool_latency = Duration::from_millis(50);
         config.lease = LeaseConfig::new(args.lease_ttl, args.takeover_sweep);
-        config.protection.ecs_agent_uri = std::env::var("ECS_AGENT_URI")
-            .ok()
+        config.protection.ecs_agent_uri = args
+            .ecs_agent_uri
+            .as_deref()
             .filter(|uri| !uri.is_empty())
             .map(|uri| uri.trim_end_matches('/').to_string());
         config.fault_endpoints = args.fault_endpoints;
@@ -339,6 +345,12 @@ mod tests {
         assert_eq!(defaults.lease.ttl, Duration::from_secs(5), "default ttl");
         assert_eq!(defaults.lease.sweep, Duration::from_millis(200));
         assert!(!defaults.fault_endpoints, "off by default");
+        assert_eq!(defaults.protection.ecs_agent_uri, None);
+        let (ecs, _) = resolve(&["--ecs-agent-uri", "http://169.254.170.2/api/x/"])?;
+        assert_eq!(
+            ecs.protection.ecs_agent_uri.as_deref(),
+            Some("http://169.254.170.2/api/x")
+        );
         assert!(resolve(&["--lease-ttl", "1ms"]).is_err());
         assert!(resolve(&["--takeover-sweep", "0s"]).is_err());
         assert_eq!(journal, JournalSpec::Sqlite("/tmp/x.db".into()));
