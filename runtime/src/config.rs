@@ -55,6 +55,23 @@ pub struct RuntimeArgs {
     /// Retries of one LLM call after 429/529/5xx/connection errors/cut streams.
     #[arg(long, default_value_t = 4)]
     pub max_retries: u32,
+    /// Resilient mode: how long a replica's claim on a session holds without a heartbeat.
+    /// Heartbeats go out every ttl/3; after a crash another replica takes the session over
+    /// once the lease expired: within about ttl when a client reconnects, at the next orphan
+    /// sweep otherwise.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub lease_ttl: Duration,
+    /// Resilient mode: how often to look for orphaned sessions (released or lease expired)
+    /// to take over; each pause is jittered ±25% [default: lease-ttl / 2].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub takeover_sweep: Option<Duration>,
+    /// Serve fault-injection endpoints (`POST /admin/oom`); off = 404. For chaos tests only.
+    #[arg(long)]
+    pub fault_endpoints: bool,
+    /// Resilient mode: the ECS agent's URI, set by ECS in every task; when present the
+    /// replica turns ECS task scale-in protection on while it runs sessions.
+    #[arg(long, env = "ECS_AGENT_URI", hide_env_values = true)]
+    pub ecs_agent_uri: Option<String>,
 }
 
 /// How the runtime keeps sessions (docs/protocol.md §2).
@@ -115,6 +132,37 @@ pub struct RetryPolicy {
     pub max: Duration,
 }
 
+/// Lease timing in resilient mode (see `lease`).
+#[derive(Debug, Clone, Copy)]
+pub struct LeaseConfig {
+    pub ttl: Duration,
+    pub heartbeat: Duration,
+    pub sweep: Duration,
+}
+
+impl LeaseConfig {
+    /// Heartbeat every ttl/3 (two may be lost before the lease lapses), sweep every `sweep`
+    /// or ttl/2.
+    pub fn new(ttl: Duration, sweep: Option<Duration>) -> LeaseConfig {
+        LeaseConfig {
+            ttl,
+            heartbeat: ttl / 3,
+            sweep: sweep.unwrap_or(ttl / 2),
+        }
+    }
+}
+
+/// The ECS task scale-in protection endpoint and how it is driven (see `protection`).
+#[derive(Debug, Clone)]
+pub struct ProtectionConfig {
+    /// `$ECS_AGENT_URI` (set by the ECS agent in every task); `None` = not on ECS, no calls.
+    pub ecs_agent_uri: Option<String>,
+    /// How long the replica must stay idle before protection is turned off.
+    pub debounce: Duration,
+    /// `ExpiresInMinutes` sent with each enable; re-sent before it lapses.
+    pub expires_in_minutes: u32,
+}
+
 /// The resolved configuration every part of the runtime reads.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -135,6 +183,10 @@ pub struct Config {
     pub tool_latency: Duration,
     /// How often a stream polls the journal for a session another process owns.
     pub remote_poll: Duration,
+    pub lease: LeaseConfig,
+    pub protection: ProtectionConfig,
+    /// Whether `POST /admin/oom` is served.
+    pub fault_endpoints: bool,
 }
 
 impl Config {
@@ -163,6 +215,13 @@ impl Config {
             },
             tool_latency: Duration::from_millis(5),
             remote_poll: Duration::from_millis(25),
+            lease: LeaseConfig::new(Duration::from_secs(5), None),
+            protection: ProtectionConfig {
+                ecs_agent_uri: None,
+                debounce: Duration::from_secs(1),
+                expires_in_minutes: 120,
+            },
+            fault_endpoints: false,
         }
     }
 
@@ -177,6 +236,12 @@ impl Config {
         }
         if args.keepalive.is_zero() {
             anyhow::bail!("--keepalive must be positive");
+        }
+        if args.lease_ttl < Duration::from_millis(30) {
+            anyhow::bail!("--lease-ttl must be at least 30ms (heartbeats go out every ttl/3)");
+        }
+        if args.takeover_sweep.is_some_and(|d| d.is_zero()) {
+            anyhow::bail!("--takeover-sweep must be positive");
         }
         let mut config = Config::new(args.llm_url.trim_end_matches('/'));
         config.mode = args.mode;
@@ -201,6 +266,13 @@ impl Config {
             max: std::time::Duration::from_secs(5),
         };
         config.tool_latency = Duration::from_millis(50);
+        config.lease = LeaseConfig::new(args.lease_ttl, args.takeover_sweep);
+        config.protection.ecs_agent_uri = args
+            .ecs_agent_uri
+            .as_deref()
+            .filter(|uri| !uri.is_empty())
+            .map(|uri| uri.trim_end_matches('/').to_string());
+        config.fault_endpoints = args.fault_endpoints;
         Ok((config, journal))
     }
 }
@@ -261,7 +333,26 @@ mod tests {
             "b",
             "--price-output-per-mtok",
             "10",
+            "--lease-ttl",
+            "3s",
+            "--fault-endpoints",
         ])?;
+        assert_eq!(config.lease.ttl, Duration::from_secs(3));
+        assert_eq!(config.lease.heartbeat, Duration::from_secs(1));
+        assert_eq!(config.lease.sweep, Duration::from_millis(1500));
+        assert!(config.fault_endpoints);
+        let (defaults, _) = resolve(&["--takeover-sweep", "200ms"])?;
+        assert_eq!(defaults.lease.ttl, Duration::from_secs(5), "default ttl");
+        assert_eq!(defaults.lease.sweep, Duration::from_millis(200));
+        assert!(!defaults.fault_endpoints, "off by default");
+        assert_eq!(defaults.protection.ecs_agent_uri, None);
+        let (ecs, _) = resolve(&["--ecs-agent-uri", "http://169.254.170.2/api/x/"])?;
+        assert_eq!(
+            ecs.protection.ecs_agent_uri.as_deref(),
+            Some("http://169.254.170.2/api/x")
+        );
+        assert!(resolve(&["--lease-ttl", "1ms"]).is_err());
+        assert!(resolve(&["--takeover-sweep", "0s"]).is_err());
         assert_eq!(journal, JournalSpec::Sqlite("/tmp/x.db".into()));
         assert_eq!(config.replica_id, "r7");
         assert_eq!(config.keepalive, Duration::from_millis(150));

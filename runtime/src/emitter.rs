@@ -1,6 +1,10 @@
 //! The per-session event writer: assigns `seq`, keeps the running `content_sha256` and the
 //! cumulative usage, appends each event to the journal and wakes local streams once it is
-//! durable. One `Emitter` per running session; parallel steps share it.
+//! durable. One `Emitter` per running session; parallel steps share it. A replica that takes
+//! a session over starts its emitter with [`Emitter::resume`] from the journal's state.
+//!
+//! If an append finds its seq already journaled ([`JournalError::SeqTaken`]), another replica
+//! owns the session now: the emitter is *superseded* and refuses every later event.
 //!
 //! Not for reading: streams read the journal, never the emitter, so a client can only see
 //! what was journaled.
@@ -44,6 +48,16 @@ struct EmitState {
     digest: Sha256,
     usage: Usage,
     done: bool,
+    superseded: bool,
+}
+
+/// Where a resumed session's emitter starts: what the journal already holds.
+#[derive(Debug, Clone, Default)]
+pub struct ResumeFrom {
+    pub last_seq: u64,
+    /// SHA-256 over every journaled token text, in seq order.
+    pub digest: Sha256,
+    pub usage: Usage,
 }
 
 /// Returned when the session already emitted `done`: nothing may follow it.
@@ -53,28 +67,48 @@ pub enum EmitError {
     Journal(#[from] JournalError),
     #[error("session already finished")]
     Finished,
+    #[error("another replica took the session over")]
+    Superseded,
 }
 
 impl Emitter {
+    /// The emitter of a new session: seq 1 comes next.
     pub fn new(
         session_id: String,
         journal: std::sync::Arc<dyn Journal>,
         metrics: std::sync::Arc<Metrics>,
         prices: Prices,
     ) -> Emitter {
+        Emitter::resume(session_id, journal, metrics, prices, ResumeFrom::default())
+    }
+
+    /// The emitter of a session taken over: continues the journal's seq, digest and usage.
+    pub fn resume(
+        session_id: String,
+        journal: std::sync::Arc<dyn Journal>,
+        metrics: std::sync::Arc<Metrics>,
+        prices: Prices,
+        from: ResumeFrom,
+    ) -> Emitter {
         Emitter {
             session_id,
             journal,
             metrics,
             prices,
-            appended: watch::Sender::new(0),
+            appended: watch::Sender::new(from.last_seq),
             state: Mutex::new(EmitState {
-                next_seq: 1,
-                digest: Sha256::new(),
-                usage: Usage::default(),
+                next_seq: from.last_seq + 1,
+                digest: from.digest,
+                usage: from.usage,
                 done: false,
+                superseded: false,
             }),
         }
+    }
+
+    /// Whether another replica took the session over (an append found its seq taken).
+    pub fn is_superseded(&self) -> bool {
+        self.lock().superseded
     }
 
     pub fn subscribe(&self) -> watch::Receiver<u64> {
@@ -109,8 +143,14 @@ impl Emitter {
         .await
     }
 
-    /// Add one LLM call's usage and emit the cumulative `usage` event.
-    pub async fn add_usage(&self, input_tokens: u64, output_tokens: u64) -> Result<u64, EmitError> {
+    /// Add one LLM call's usage and emit the cumulative `usage` event, naming the step whose
+    /// call it was (so a takeover knows which journaled tokens no usage event covers yet).
+    pub async fn add_usage(
+        &self,
+        step: &str,
+        input_tokens: u64,
+        output_tokens: u64,
+    ) -> Result<u64, EmitError> {
         self.metrics
             .input_tokens
             .fetch_add(input_tokens, std::sync::atomic::Ordering::Relaxed);
@@ -122,7 +162,9 @@ impl Emitter {
             st.usage.input_tokens += input_tokens;
             st.usage.output_tokens += output_tokens;
             st.usage.cost_usd = prices.cost(st.usage.input_tokens, st.usage.output_tokens);
-            json!(st.usage)
+            let mut data = json!(st.usage);
+            data["step"] = json!(step);
+            data
         })
         .await
     }
@@ -167,6 +209,9 @@ impl Emitter {
     ) -> Result<u64, EmitError> {
         let (seq, durable) = {
             let mut st = self.lock();
+            if st.superseded {
+                return Err(EmitError::Superseded);
+            }
             if st.done {
                 return Err(EmitError::Finished);
             }
@@ -182,7 +227,12 @@ impl Emitter {
             (seq, self.journal.append(record))
         };
         let started = Instant::now();
-        durable.await?;
+        if let Err(e) = durable.await {
+            if matches!(e, JournalError::SeqTaken { .. }) {
+                self.lock().superseded = true;
+            }
+            return Err(e.into());
+        }
         self.metrics.journal_append.observe(started.elapsed());
         self.appended.send_if_modified(|last| {
             let newer = seq > *last;

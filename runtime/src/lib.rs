@@ -8,8 +8,11 @@
 //! [`AppState::start_session`] launches its [`agent`] loop (planner → DAG → workers →
 //! tools), which writes every event through its [`emitter`] into the journal. Streams
 //! (`api::stream`) only ever read the journal, so a client never sees an event that a crash
-//! could lose, and any replica sharing the journal can serve any session. [`drain`] ends
-//! everything cleanly on SIGTERM.
+//! could lose, and any replica sharing the journal can serve any session. The replica
+//! running a session holds a [`lease`] on it; when that replica dies (the lease expires) or
+//! drains (it releases the session), another one claims it and continues from the journal
+//! ([`AppState::resume_session`], `agent::resume`). [`drain`] ends everything cleanly on
+//! SIGTERM.
 //!
 //! # Layout
 //! - [`config`]: flags ([`RuntimeArgs`]) resolved into a [`Config`].
@@ -17,8 +20,11 @@
 //! - [`session`]: session records, statuses, events, the registry of local sessions.
 //! - [`journal`]: the write-ahead journal trait and its memory and SQLite backends.
 //! - [`emitter`]: per-session seq assignment, digest, usage; append-then-notify.
-//! - [`agent`]: planner, DAG, workers, tools with circuit breakers, retries with backoff.
+//! - [`agent`]: planner, DAG, workers, tools with circuit breakers, retries with backoff;
+//!   `agent::resume` rebuilds a session's progress from its events for a takeover.
+//! - [`lease`]: heartbeats, the orphan sweeper, claiming a session to take it over.
 //! - [`llm`]: the streaming Anthropic Messages client.
+//! - [`protection`]: ECS task scale-in protection while sessions run here.
 //! - [`budget`], [`drain`], [`metrics`], [`state`].
 //! - [`mock`]: the mock LLM provider (Anthropic + OpenAI streaming, latency, faults, ledger).
 
@@ -29,9 +35,11 @@ pub mod config;
 pub mod drain;
 pub mod emitter;
 pub mod journal;
+pub mod lease;
 pub mod llm;
 pub mod metrics;
 pub mod mock;
+pub mod protection;
 pub mod session;
 pub mod state;
 
@@ -88,7 +96,9 @@ pub async fn run(args: RuntimeArgs, shutdown: CancellationToken) -> anyhow::Resu
     serve(listener, state, shutdown).await
 }
 
-/// Serve on `listener` until `shutdown` fires; in resilient mode drain first (see [`drain`]).
+/// Serve on `listener` until `shutdown` fires; in resilient mode heartbeat leases, take over
+/// orphaned sessions and keep scale-in protection while serving, and drain first (see
+/// [`drain`]) when `shutdown` fires.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
@@ -106,7 +116,19 @@ pub async fn serve(
         return Ok(());
     }
     let supervisor = tokio::spawn(drain_on(shutdown, state.clone()));
-    server.await.context("serving")?;
+    // Leases are kept until the drain deadline (they stop at hard stop); protection follows
+    // the session count until the process ends, so hand-offs turn it off.
+    let background_stop = CancellationToken::new();
+    let background = [
+        tokio::spawn(lease::heartbeat(state.clone())),
+        tokio::spawn(lease::sweep_orphans(state.clone())),
+        tokio::spawn(protection::run(
+            state.config.protection.clone(),
+            state.local.watch_count(),
+            background_stop.clone(),
+        )),
+    ];
+    let served = server.await.context("serving");
     supervisor.abort();
     state.tasks.close();
     if tokio::time::timeout(HANDOFF_GRACE, state.tasks.wait())
@@ -115,15 +137,20 @@ pub async fn serve(
     {
         tracing::warn!("some agent loops did not stop within the hand-off grace period");
     }
+    background_stop.cancel();
+    for task in background {
+        task.abort();
+    }
+    state.drain.log_summary();
     tracing::info!("drained; exiting");
-    Ok(())
+    served
 }
 
 /// Phase 1 of the drain at `shutdown`, phase 2 when no session runs here or at the deadline.
 async fn drain_on(shutdown: CancellationToken, state: AppState) {
     shutdown.cancelled().await;
     let drain = &state.drain;
-    drain.start();
+    drain.start(state.local.len());
     let deadline = tokio::time::Instant::now() + state.config.drain_timeout;
     tracing::info!(
         active = state.local.len(),

@@ -7,7 +7,7 @@ use std::{
     time::Duration,
 };
 
-use crate::session::SessionStatus;
+use crate::{agent::resume::TakeoverReason, session::SessionStatus};
 
 /// Upper bounds (seconds) of the journal append latency histogram.
 const BUCKETS: [f64; 12] = [
@@ -60,6 +60,11 @@ pub struct Metrics {
     pub llm_retried: AtomicU64,
     pub llm_failed: AtomicU64,
     pub journal_append: Histogram,
+    pub takeovers_released: AtomicU64,
+    pub takeovers_lease_expired: AtomicU64,
+    /// Sessions this replica released at its drain deadline.
+    pub handoffs: AtomicU64,
+    pub lease_heartbeat_failures: AtomicU64,
 }
 
 impl Metrics {
@@ -72,6 +77,17 @@ impl Metrics {
             SessionStatus::BudgetExceeded => &self.budget_exceeded,
         };
         counter.fetch_add(1, Relaxed);
+    }
+
+    pub fn took_over(&self, reason: TakeoverReason) {
+        self.takeovers(reason).fetch_add(1, Relaxed);
+    }
+
+    fn takeovers(&self, reason: TakeoverReason) -> &AtomicU64 {
+        match reason {
+            TakeoverReason::Released => &self.takeovers_released,
+            TakeoverReason::LeaseExpired => &self.takeovers_lease_expired,
+        }
     }
 
     /// Render the text exposition format; the gauges are read by the caller.
@@ -122,6 +138,29 @@ impl Metrics {
                 c.load(Relaxed)
             );
         }
+        let _ = writeln!(w, "# TYPE dropzero_scale_in_protected gauge");
+        let _ = writeln!(
+            w,
+            "dropzero_scale_in_protected {}",
+            u8::from(active_sessions > 0)
+        );
+        let _ = writeln!(w, "# TYPE dropzero_takeovers_total counter");
+        for reason in [TakeoverReason::Released, TakeoverReason::LeaseExpired] {
+            let _ = writeln!(
+                w,
+                "dropzero_takeovers_total{{reason=\"{}\"}} {}",
+                reason.as_str(),
+                self.takeovers(reason).load(Relaxed)
+            );
+        }
+        let _ = writeln!(w, "# TYPE dropzero_handoffs_total counter");
+        let _ = writeln!(w, "dropzero_handoffs_total {}", self.handoffs.load(Relaxed));
+        let _ = writeln!(w, "# TYPE dropzero_lease_heartbeat_failures_total counter");
+        let _ = writeln!(
+            w,
+            "dropzero_lease_heartbeat_failures_total {}",
+            self.lease_heartbeat_failures.load(Relaxed)
+        );
         let _ = writeln!(w, "# TYPE dropzero_draining gauge");
         let _ = writeln!(w, "dropzero_draining {}", u8::from(draining));
         self.journal_append

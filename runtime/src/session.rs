@@ -64,9 +64,9 @@ pub struct Usage {
 
 /// A session as the journal stores it.
 ///
-/// `owner` and `lease_expires_at_ms` are the seam for takeover: today the creating replica
-/// owns its session until it ends; a later change heartbeats the lease and lets another
-/// replica claim sessions whose lease expired.
+/// While it runs, `owner` is the replica running its agent loop and `lease_expires_at_ms`
+/// (Unix epoch ms) how long that claim holds without a heartbeat; both are cleared when the
+/// session finishes or is released (see `lease`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionRecord {
     pub session_id: String,
@@ -84,7 +84,7 @@ pub struct SessionRecord {
 }
 
 impl SessionRecord {
-    /// A fresh session owned by `replica_id`.
+    /// A fresh session owned by `replica_id` (the caller sets the lease).
     pub fn new(
         replica_id: &str,
         query: String,
@@ -108,6 +108,15 @@ impl SessionRecord {
             last_seq: 0,
             usage: Usage::default(),
         }
+    }
+}
+
+impl SessionRecord {
+    /// Whether another replica may claim the session at `now_ms`: it runs, and its owner
+    /// released it or let the lease expire. `Journal::claim` applies the same rule atomically.
+    pub fn lease_free(&self, now_ms: i64) -> bool {
+        self.status == SessionStatus::Running
+            && (self.owner.is_none() || self.lease_expires_at_ms.is_some_and(|l| l < now_ms))
     }
 }
 
@@ -139,21 +148,45 @@ pub struct LocalSession {
     pub opened: CancellationToken,
     /// Naive mode: whether a stream already claimed the session.
     pub streamed: Arc<std::sync::atomic::AtomicBool>,
+    /// Cancelled when this replica could not renew the session's lease in time.
+    pub lease_lost: CancellationToken,
+    /// When this replica created or claimed the session (its lease then ran a full TTL).
+    pub leased_at: std::time::Instant,
 }
 
-/// Sessions whose agent loop runs here, by id. The count is the autoscaling signal.
-#[derive(Debug, Default)]
+/// Sessions whose agent loop runs here, by id. The count is the autoscaling signal and
+/// drives scale-in protection, so it is also published on a `watch`.
+#[derive(Debug)]
 pub struct LocalSessions {
     inner: Mutex<HashMap<String, LocalSession>>,
+    count: tokio::sync::watch::Sender<usize>,
+}
+
+impl Default for LocalSessions {
+    fn default() -> LocalSessions {
+        LocalSessions {
+            inner: Mutex::default(),
+            count: tokio::sync::watch::Sender::new(0),
+        }
+    }
 }
 
 impl LocalSessions {
     pub fn insert(&self, id: &str, session: LocalSession) {
-        self.lock().insert(id.to_string(), session);
+        let mut map = self.lock();
+        map.insert(id.to_string(), session);
+        self.count.send_replace(map.len());
     }
 
     pub fn remove(&self, id: &str) {
-        self.lock().remove(id);
+        let mut map = self.lock();
+        map.remove(id);
+        self.count.send_replace(map.len());
+    }
+
+    /// The number of local sessions, now and on every change.
+    pub fn watch_count(&self) -> tokio::sync::watch::Receiver<usize> {
+        self.count.subscribe()
     }
 
     pub fn get(&self, id: &str) -> Option<LocalSession> {
@@ -170,6 +203,11 @@ impl LocalSessions {
 
     pub fn ids(&self) -> Vec<String> {
         self.lock().keys().cloned().collect()
+    }
+
+    /// Every local session (a snapshot).
+    pub fn all(&self) -> Vec<LocalSession> {
+        self.lock().values().cloned().collect()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, LocalSession>> {

@@ -233,7 +233,7 @@ async fn health_ready_metrics_and_cors() {
         .unwrap();
     let (_, h, _) = call(&st, preflight).await;
     assert_eq!(h["access-control-allow-origin"], "http://app.example");
-    st.drain.start();
+    st.drain.start(0);
     let (s, _, b) = call(&st, Request::get("/readyz").body(Body::empty()).unwrap()).await;
     assert_eq!(
         (s, b),

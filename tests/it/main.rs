@@ -6,3 +6,4 @@ mod children; // no child process outlives a killed harness
 mod drain; // a real runtime process under SIGTERM finishes in-flight sessions, refuses new ones
 mod run; // `dropzero run`: exit codes 0 / 1 / 2, schema-valid report
 mod support; // starting the binary's servers and reading their listening line
+mod takeover; // SIGKILL → lease takeover, SIGTERM → hand-off, /admin/oom → a real abort

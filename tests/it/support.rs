@@ -20,10 +20,23 @@ impl Drop for Server {
 
 /// Start `dropzero <args>` and read its `{"listening":"addr"}` line.
 pub fn start(args: &[&str]) -> Server {
-    let mut child = Command::new(dropzero_bin())
-        .args(args)
+    start_command(
+        Command::new(dropzero_bin())
+            .args(args)
+            .stderr(Stdio::null()),
+    )
+}
+
+/// Like [`start`], with the child's stderr (its JSON logs) written to `log`.
+pub fn start_logged(args: &[&str], log: &std::path::Path) -> Server {
+    let file = std::fs::File::create(log).expect("create the log file");
+    start_command(Command::new(dropzero_bin()).args(args).stderr(file))
+}
+
+/// Spawn a prepared `dropzero` command and read its listening line.
+pub fn start_command(command: &mut Command) -> Server {
+    let mut child = command
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
         .spawn()
         .expect("dropzero binary runs (scripts/test.sh builds it first)");
     let stdout = child.stdout.take().expect("piped stdout");

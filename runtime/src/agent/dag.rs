@@ -3,14 +3,20 @@
 //! and a stopping session starts nothing new. All steps run as futures inside the session's
 //! task (no spawns), so they share its span and end with it.
 //!
+//! After a takeover the DAG starts from the journal: completed, failed and cancelled steps
+//! keep their state, and steps that were running continue from their [`StepProgress`].
+//!
 //! Not for what a step does (see `worker`).
+
+use std::collections::HashMap;
 
 use futures::{StreamExt, stream::FuturesUnordered};
 use serde_json::json;
 
 use super::{
-    SessionCtx, Stop,
+    SessionCtx,
     planner::Plan,
+    resume::{StepProgress, StepState},
     worker::{StepOutcome, run_step},
 };
 
@@ -23,12 +29,28 @@ enum State {
     Cancelled,
 }
 
-/// Run every step; returns the first failure's reason, if any.
-pub async fn run(ctx: &SessionCtx, plan: &Plan) -> Option<String> {
+/// Run every step; returns the first failure's reason, if any. `resumed` is the journaled
+/// progress of each step a previous owner started (empty for a new session).
+pub async fn run(
+    ctx: &SessionCtx,
+    plan: &Plan,
+    mut resumed: HashMap<String, StepProgress>,
+) -> Option<String> {
     let steps = &plan.steps;
     let mut state = vec![State::Pending; steps.len()];
-    let mut running = FuturesUnordered::new();
     let mut failure = None;
+    for (i, step) in steps.iter().enumerate() {
+        state[i] = match resumed.get(&step.id).map(|p| &p.state) {
+            None | Some(StepState::Running) => continue,
+            Some(StepState::Completed) => State::Completed,
+            Some(StepState::Cancelled) => State::Cancelled,
+            Some(StepState::Failed(error)) => {
+                failure.get_or_insert(format!("step {} failed: {error}", step.id));
+                State::Failed
+            }
+        };
+    }
+    let mut running = FuturesUnordered::new();
     loop {
         // Start what can start, cancel what can never run; repeat until nothing changes.
         let mut changed = true;
@@ -66,7 +88,8 @@ pub async fn run(ctx: &SessionCtx, plan: &Plan) -> Option<String> {
                     state[i] = State::Running;
                     changed = true;
                     let step = &steps[i];
-                    running.push(async move { (i, run_step(ctx, step).await) });
+                    let progress = resumed.remove(&step.id);
+                    running.push(async move { (i, run_step(ctx, step, progress).await) });
                 }
             }
         }
@@ -92,7 +115,10 @@ pub async fn run(ctx: &SessionCtx, plan: &Plan) -> Option<String> {
             }
             StepOutcome::Stopped => {
                 state[i] = State::Cancelled;
-                if ctx.stop_reason() != Some(Stop::Handoff) {
+                if !ctx
+                    .stop_reason()
+                    .is_some_and(|r| r.leaves_session_running())
+                {
                     ctx.emit("step", json!({"step": id, "state": "cancelled"}))
                         .await;
                 }
@@ -100,7 +126,10 @@ pub async fn run(ctx: &SessionCtx, plan: &Plan) -> Option<String> {
         }
     }
     // Steps never started because the session is stopping.
-    if ctx.stop_reason() != Some(Stop::Handoff) {
+    if !ctx
+        .stop_reason()
+        .is_some_and(|r| r.leaves_session_running())
+    {
         for (i, s) in state.iter().enumerate() {
             if *s == State::Pending {
                 ctx.emit("step", json!({"step": steps[i].id, "state": "cancelled"}))

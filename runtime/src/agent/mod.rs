@@ -4,12 +4,20 @@
 //! line has `session_id`), and every event goes through its [`Emitter`] into the journal.
 //! A session stops early for one of the [`Stop`] reasons; the first one wins:
 //! `DELETE` (cancelled), a budget (budget_exceeded), the drain deadline (hand-off: no `done`,
-//! ownership released so another replica may continue it), or a journal failure.
+//! ownership released so another replica may continue it), a lease this replica could not
+//! renew (no `done`; another replica claims it once the lease expired), or a journal failure
+//! (including finding that another replica took the session over: then this loop stops
+//! without writing anything more).
+//!
+//! A loop either starts a session ([`Start::Fresh`]) or continues one another replica began
+//! ([`Start::Takeover`]): it announces the takeover in a `session` event, re-plans only if no
+//! plan was journaled, and runs the DAG from the journaled progress (`resume`).
 //!
 //! Not for HTTP or streaming (see `api`), nor for storage (see `journal`).
 
 mod dag;
-mod planner;
+pub mod planner;
+pub mod resume;
 pub mod retry;
 pub mod tools;
 mod worker;
@@ -25,7 +33,8 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     budget,
     config::Config,
-    emitter::Emitter,
+    emitter::{EmitError, Emitter},
+    journal::JournalError,
     llm::LlmClient,
     session::{SessionRecord, SessionStatus},
 };
@@ -36,7 +45,28 @@ pub enum Stop {
     Cancelled,
     Budget(String),
     Handoff,
+    /// This replica could not renew its lease in time: stop before another replica may
+    /// claim the session, so two replicas never write it at once.
+    LeaseLost,
     Journal(String),
+}
+
+impl Stop {
+    /// Whether the session goes on elsewhere (no `done`, steps not marked cancelled).
+    pub fn leaves_session_running(&self) -> bool {
+        matches!(self, Stop::Handoff | Stop::LeaseLost)
+    }
+}
+
+/// The signals that stop a session from outside its loop.
+#[derive(Debug, Clone, Default)]
+pub struct StopSignals {
+    /// `DELETE` (or, in naive mode, the stream's client leaving).
+    pub cancel: CancellationToken,
+    /// The drain deadline.
+    pub hard_stop: CancellationToken,
+    /// The lease could not be renewed (see `lease::heartbeat`).
+    pub lease_lost: CancellationToken,
 }
 
 /// Everything the steps of one session share.
@@ -104,18 +134,30 @@ impl SessionCtx {
         }
     }
 
-    pub async fn add_usage(&self, input: u64, output: u64) {
+    /// Account one LLM call of `step` (`planner` for the plan).
+    pub async fn add_usage(&self, step: &str, input: u64, output: u64) {
         if input + output == 0 {
             return;
         }
-        if let Err(e) = self.emitter.add_usage(input, output).await {
+        if let Err(e) = self.emitter.add_usage(step, input, output).await {
             self.journal_failed(e);
         }
     }
 
-    fn journal_failed(&self, e: crate::emitter::EmitError) {
-        tracing::error!(error = %e, "journal append failed");
+    fn journal_failed(&self, e: EmitError) {
+        match e {
+            EmitError::Superseded | EmitError::Journal(JournalError::SeqTaken { .. }) => {
+                tracing::warn!(error = %e, "another replica took the session over")
+            }
+            _ => tracing::error!(error = %e, "journal append failed"),
+        }
         self.stop_with(Stop::Journal(e.to_string()));
+    }
+
+    /// Count the time the session already ran elsewhere against its duration budget.
+    pub fn started_ago(mut self, elapsed: std::time::Duration) -> SessionCtx {
+        self.started = Instant::now().checked_sub(elapsed).unwrap_or(self.started);
+        self
     }
 
     /// Stop with `budget_exceeded` if a limit is reached; true when the caller must stop.
@@ -137,15 +179,38 @@ pub enum Outcome {
     Finished(SessionStatus),
     /// Stopped at the drain deadline without `done`; the session is left to another replica.
     HandedOff,
+    /// Another writer took the session's next seq; stopped without writing more.
+    Superseded,
+    /// Stopped because the lease could not be renewed; another replica will claim it.
+    LeaseLost,
+    /// The journal failed and even `done` could not be written; ownership was released.
+    Abandoned,
 }
 
-/// Run one session to its end. `cancel` is the session's `DELETE`; `hard_stop` the drain
-/// deadline.
-pub async fn run_session(
-    ctx: SessionCtx,
-    cancel: CancellationToken,
-    hard_stop: CancellationToken,
-) -> Outcome {
+/// How a session's agent loop begins.
+#[derive(Debug)]
+pub enum Start {
+    /// A new session: announce it, plan, run every step.
+    Fresh,
+    /// Continue a session another replica began, from its journaled progress.
+    Takeover(Box<Takeover>),
+}
+
+/// What a takeover continues from.
+#[derive(Debug)]
+pub struct Takeover {
+    pub progress: resume::Progress,
+    pub from: Option<String>,
+    pub reason: resume::TakeoverReason,
+}
+
+/// Run one session to its end, or until one of `signals` stops it.
+pub async fn run_session(ctx: SessionCtx, start: Start, signals: StopSignals) -> Outcome {
+    let StopSignals {
+        cancel,
+        hard_stop,
+        lease_lost,
+    } = signals;
     let finished = CancellationToken::new();
     let watcher = async {
         let max = budget::max_duration(&ctx.record.budget);
@@ -159,18 +224,29 @@ pub async fn run_session(
             _ = finished.cancelled() => {}
             _ = cancel.cancelled() => ctx.stop_with(Stop::Cancelled),
             _ = hard_stop.cancelled() => ctx.stop_with(Stop::Handoff),
+            _ = lease_lost.cancelled() => ctx.stop_with(Stop::LeaseLost),
             _ = duration => ctx.stop_with(Stop::Budget(format!(
                 "max_duration_s {} reached", ctx.record.budget.max_duration_s.unwrap_or(0.0)))),
         }
     };
     let drive = async {
-        let result = drive(&ctx).await;
+        let result = drive(&ctx, start).await;
         finished.cancel();
         result
     };
     let (failure, ()) = tokio::join!(drive, watcher);
+    if ctx.emitter.is_superseded() {
+        return superseded(&ctx).await;
+    }
     let (status, reason) = match ctx.stop_reason() {
         Some(Stop::Handoff) => return handoff(&ctx).await,
+        Some(Stop::LeaseLost) => {
+            tracing::warn!(
+                last_seq = ctx.emitter.last_seq(),
+                "lease not renewed in time: stopped so another replica can take over"
+            );
+            return Outcome::LeaseLost;
+        }
         Some(Stop::Cancelled) => (SessionStatus::Cancelled, Some("cancelled by client".into())),
         Some(Stop::Budget(reason)) => (SessionStatus::BudgetExceeded, Some(reason)),
         Some(Stop::Journal(reason)) => (SessionStatus::Failed, Some(reason)),
@@ -180,41 +256,100 @@ pub async fn run_session(
         },
     };
     match ctx.emitter.done(status, reason).await {
-        Ok(seq) => tracing::info!(status = status.as_str(), last_seq = seq, "session done"),
-        Err(e) => tracing::error!(error = %e, "could not journal done"),
+        Ok(seq) => {
+            tracing::info!(status = status.as_str(), last_seq = seq, "session done");
+            Outcome::Finished(status)
+        }
+        Err(EmitError::Superseded | EmitError::Journal(JournalError::SeqTaken { .. })) => {
+            superseded(&ctx).await
+        }
+        Err(e) => {
+            // Leave the session to a replica whose journal works, rather than heartbeat it.
+            tracing::error!(error = %e, "could not journal done; releasing the session");
+            release_if_mine(&ctx).await;
+            Outcome::Abandoned
+        }
     }
-    Outcome::Finished(status)
 }
 
-/// Plan, then run the DAG. Returns the reason the session failed, if a step failed.
-async fn drive(ctx: &SessionCtx) -> Option<String> {
-    ctx.emit(
-        "session",
-        json!({
-            "session_id": ctx.record.session_id,
-            "replica_id": ctx.config.replica_id,
-            "created_at": ctx.record.created_at,
-        }),
-    )
-    .await;
-    let plan = match planner::plan(ctx).await {
-        Ok(plan) => plan,
-        Err(reason) => return Some(reason),
+/// Announce, plan (unless a plan is journaled), then run the DAG. Returns the reason the
+/// session failed, if a step failed.
+async fn drive(ctx: &SessionCtx, start: Start) -> Option<String> {
+    let mut announce = json!({
+        "session_id": ctx.record.session_id,
+        "replica_id": ctx.config.replica_id,
+        "created_at": ctx.record.created_at,
+    });
+    let (plan, steps) = match start {
+        Start::Fresh => (None, Default::default()),
+        Start::Takeover(takeover) => {
+            let Takeover {
+                progress,
+                from,
+                reason,
+            } = *takeover;
+            announce["takeover"] = json!({
+                "from": from,
+                "after_seq": progress.last_seq,
+                "reason": reason.as_str(),
+            });
+            (progress.plan, progress.steps)
+        }
     };
-    ctx.emit("plan", json!({"steps": plan.steps})).await;
-    dag::run(ctx, &plan).await
+    ctx.emit("session", announce).await;
+    let plan = match plan {
+        Some(plan) => plan,
+        None => {
+            // After a takeover this call is billed again: real waste, and the harness counts it.
+            let plan = match planner::plan(ctx).await {
+                Ok(plan) => plan,
+                Err(reason) => return Some(reason),
+            };
+            ctx.emit("plan", json!({"steps": plan.steps})).await;
+            plan
+        }
+    };
+    dag::run(ctx, &plan, steps).await
 }
 
-/// The hand-off seam: today we only release ownership; a later change lets another replica
-/// claim the session (lease takeover) and continue from the last journaled event.
+/// Another writer holds the session's next seq: usually this replica lost its lease and the
+/// new owner fenced it out. Nothing is released here: if this replica is still the recorded
+/// owner (it claimed the session while the lapsed owner was still writing, and lost the race
+/// for a seq), `AppState` tries the takeover again.
+async fn superseded(ctx: &SessionCtx) -> Outcome {
+    tracing::warn!(
+        last_seq = ctx.emitter.last_seq(),
+        "stopped: another replica writes the session"
+    );
+    Outcome::Superseded
+}
+
+/// Stopped at the drain deadline: release ownership so another replica claims the session at
+/// once (a reconnecting client's stream or an orphan sweep) and continues from the journal.
 async fn handoff(ctx: &SessionCtx) -> Outcome {
-    let session_id = ctx.record.session_id.clone();
-    if let Err(e) = ctx.emitter.journal().release(session_id).await {
-        tracing::error!(error = %e, "releasing the session failed");
-    }
+    release_if_mine(ctx).await;
     tracing::info!(
         last_seq = ctx.emitter.last_seq(),
         "session handed off at drain deadline"
     );
     Outcome::HandedOff
+}
+
+/// Release the session unless another replica already took it over (releasing theirs would
+/// make a running session look orphaned). The check and the release are not atomic; the seq
+/// fence keeps the rare race safe.
+async fn release_if_mine(ctx: &SessionCtx) {
+    let journal = ctx.emitter.journal();
+    let id = ctx.record.session_id.clone();
+    match journal.session(id.clone()).await {
+        Ok(Some(record)) if record.owner.as_deref() != Some(ctx.config.replica_id.as_str()) => {
+            tracing::info!(owner = ?record.owner, "not releasing: no longer the owner");
+            return;
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "reading the owner before release failed"),
+    }
+    if let Err(e) = journal.release(id).await {
+        tracing::error!(error = %e, "releasing the session failed");
+    }
 }

@@ -24,9 +24,17 @@ pub struct Plan {
 
 pub async fn plan(ctx: &SessionCtx) -> Result<Plan, String> {
     let messages = vec![json!({"role": "user", "content": ctx.record.query})];
-    let turn = worker::call_with_retries(ctx, "planner", "planner", false, &messages, None)
-        .await
-        .map_err(|e| format!("planner: {e}"))?;
+    let turn = worker::call_with_retries(
+        ctx,
+        "planner",
+        "planner",
+        false,
+        &messages,
+        None,
+        String::new(),
+    )
+    .await
+    .map_err(|e| format!("planner: {e}"))?;
     let plan = parse(&turn.text)?;
     tracing::info!(steps = plan.steps.len(), "planned");
     Ok(plan)

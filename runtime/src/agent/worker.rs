@@ -6,13 +6,24 @@
 //! carries a **prefill** — a trailing assistant message with the text already emitted in
 //! this turn — so the LLM continues where it stopped and no token is emitted twice.
 //!
+//! A step taken over from another replica starts from its journaled [`StepProgress`]: the
+//! messages of its completed tool rounds are rebuilt exactly as they were sent (so the
+//! deterministic LLM answers the same), the current turn's text becomes the prefill, and a
+//! tool call without a journaled result runs again.
+//!
 //! Not for scheduling steps (see `dag`).
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{SessionCtx, planner::PlanStep, retry::backoff, tools::Tools};
+use super::{
+    SessionCtx,
+    planner::PlanStep,
+    resume::{StepProgress, ToolCall},
+    retry::backoff,
+    tools::Tools,
+};
 use crate::llm::{LlmError, LlmEvent, LlmRequest};
 
 const MAX_TOKENS: u64 = 4096;
@@ -43,58 +54,105 @@ pub enum CallError {
     Stopped,
 }
 
-pub async fn run_step(ctx: &SessionCtx, step: &PlanStep) -> StepOutcome {
-    ctx.emit(
-        "step",
-        json!({"step": step.id, "state": "started", "attempt": 1}),
-    )
-    .await;
+/// Run one step to its end; `resumed` is its journaled progress when the session was taken
+/// over mid-step (then `started` is not emitted again).
+pub async fn run_step(
+    ctx: &SessionCtx,
+    step: &PlanStep,
+    resumed: Option<StepProgress>,
+) -> StepOutcome {
+    let progress = match resumed {
+        Some(progress) => progress,
+        None => {
+            ctx.emit(
+                "step",
+                json!({"step": step.id, "state": "started", "attempt": 1}),
+            )
+            .await;
+            StepProgress::default()
+        }
+    };
     let mut messages = vec![json!({"role": "user", "content": step.task})];
+    for round in &progress.rounds {
+        messages.extend(round_messages(&round.call, &round.output));
+    }
+    let mut prefill = progress.text;
+    let mut pending = progress.pending_call;
     let tools = step.tool.as_deref().map(Tools::definition);
     loop {
-        if ctx.check_budget() {
-            return StepOutcome::Stopped;
-        }
-        let turn = match call_with_retries(ctx, &step.id, "worker", true, &messages, tools.clone())
-            .await
-        {
-            Ok(turn) => turn,
-            Err(CallError::Stopped) => return StepOutcome::Stopped,
-            Err(e) => return StepOutcome::Failed(e.to_string()),
+        let call = match pending.take() {
+            Some(call) => call,
+            None => {
+                if ctx.check_budget() {
+                    return StepOutcome::Stopped;
+                }
+                let prefill = std::mem::take(&mut prefill);
+                let turn = call_with_retries(
+                    ctx,
+                    &step.id,
+                    "worker",
+                    true,
+                    &messages,
+                    tools.clone(),
+                    prefill,
+                )
+                .await;
+                let turn = match turn {
+                    Ok(turn) => turn,
+                    Err(CallError::Stopped) => return StepOutcome::Stopped,
+                    Err(e) => return StepOutcome::Failed(e.to_string()),
+                };
+                let Some((id, tool, input)) = turn.tool_use else {
+                    return StepOutcome::Completed;
+                };
+                ctx.emit(
+                    "tool",
+                    json!({"step": step.id, "phase": "call", "tool": tool, "id": id, "input": input}),
+                )
+                .await;
+                ToolCall {
+                    text: turn.text,
+                    id,
+                    tool,
+                    input,
+                }
+            }
         };
-        let Some((id, name, input)) = turn.tool_use else {
-            return StepOutcome::Completed;
-        };
-        ctx.emit(
-            "tool",
-            json!({"step": step.id, "phase": "call", "tool": name, "input": input}),
-        )
-        .await;
         let output = tokio::select! {
             _ = ctx.stop.cancelled() => return StepOutcome::Stopped,
-            out = ctx.tools.call(&name, &input) => match out {
+            out = ctx.tools.call(&call.tool, &call.input) => match out {
                 Ok(out) => out,
                 Err(e) => return StepOutcome::Failed(e.to_string()),
             },
         };
         ctx.emit(
             "tool",
-            json!({"step": step.id, "phase": "result", "tool": name, "output": output}),
+            json!({"step": step.id, "phase": "result", "tool": call.tool, "output": output}),
         )
         .await;
-        let mut content = Vec::new();
-        if !turn.text.is_empty() {
-            content.push(json!({"type": "text", "text": turn.text}));
-        }
-        content.push(json!({"type": "tool_use", "id": id, "name": name, "input": input}));
-        messages.push(json!({"role": "assistant", "content": content}));
-        messages.push(json!({"role": "user", "content": [
-            {"type": "tool_result", "tool_use_id": id, "content": output}
-        ]}));
+        messages.extend(round_messages(&call, &output));
     }
 }
 
+/// The two messages one tool round adds: the assistant's text and `tool_use`, then the user's
+/// `tool_result`. Built the same way live and after a takeover, so the LLM sees identical bytes.
+fn round_messages(call: &ToolCall, output: &str) -> [Value; 2] {
+    let mut content = Vec::new();
+    if !call.text.is_empty() {
+        content.push(json!({"type": "text", "text": call.text}));
+    }
+    content
+        .push(json!({"type": "tool_use", "id": call.id, "name": call.tool, "input": call.input}));
+    [
+        json!({"role": "assistant", "content": content}),
+        json!({"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": call.id, "content": output}
+        ]}),
+    ]
+}
+
 /// One turn with retries. `emit_tokens` is false for the planner (its text is the plan).
+/// `prefill` is text of this turn already emitted (by an earlier owner of the session).
 pub async fn call_with_retries(
     ctx: &SessionCtx,
     step: &str,
@@ -102,8 +160,12 @@ pub async fn call_with_retries(
     emit_tokens: bool,
     messages: &[Value],
     tools: Option<Value>,
+    prefill: String,
 ) -> Result<Turn, CallError> {
-    let mut turn = Turn::default();
+    let mut turn = Turn {
+        text: prefill,
+        tool_use: None,
+    };
     let mut attempt = 1;
     loop {
         let mut request = LlmRequest {
@@ -125,7 +187,7 @@ pub async fn call_with_retries(
             _ = ctx.stop.cancelled() => Err(CallError::Stopped),
             r = tokio::time::timeout(timeout, call) => r.unwrap_or(Err(CallError::Timeout(timeout))),
         };
-        ctx.add_usage(usage.0, usage.1).await;
+        ctx.add_usage(step, usage.0, usage.1).await;
         let error = match result {
             Ok(()) => {
                 ctx.metrics

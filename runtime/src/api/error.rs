@@ -24,6 +24,8 @@ pub enum AppError {
     Unauthorized(&'static str),
     #[error("no such session")]
     NotFound,
+    #[error("no such endpoint")]
+    NoRoute,
     #[error("this runtime does not support a second stream for a session (naive mode)")]
     ResumeUnsupported,
     #[error("request body larger than {0} bytes")]
@@ -32,6 +34,9 @@ pub enum AppError {
     Draining,
     #[error("journal error")]
     Journal(#[from] JournalError),
+    /// A local failure (already logged with its cause).
+    #[error("internal error")]
+    Internal,
 }
 
 impl AppError {
@@ -47,11 +52,12 @@ impl AppError {
             AppError::InvalidRequest { .. } => (StatusCode::BAD_REQUEST, "invalid_request"),
             AppError::InvalidLastEventId(_) => (StatusCode::BAD_REQUEST, "invalid_last_event_id"),
             AppError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            AppError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            AppError::NotFound | AppError::NoRoute => (StatusCode::NOT_FOUND, "not_found"),
             AppError::ResumeUnsupported => (StatusCode::CONFLICT, "resume_unsupported"),
             AppError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             AppError::Draining => (StatusCode::SERVICE_UNAVAILABLE, "draining"),
             AppError::Journal(_) => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
+            AppError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
 }

@@ -1,7 +1,9 @@
 //! The HTTP surface (docs/protocol.md §1): [`app`] builds the router — sessions, the SSE
-//! stream, health, readiness and metrics — with CORS and a tracing span per request.
+//! stream, health, readiness and metrics, and with `--fault-endpoints` the fault injection
+//! under `/admin` — with CORS and a tracing span per request. Unknown paths answer a JSON 404.
 //! Not for agent logic or storage.
 
+mod admin;
 mod error;
 mod sessions;
 mod stream;
@@ -23,7 +25,11 @@ use crate::state::AppState;
 /// The runtime's router; `run` serves it and tests call it with `oneshot`.
 pub fn app(state: AppState) -> Router {
     let cors = cors(&state.config.cors_origins);
-    Router::new()
+    let mut router = Router::new();
+    if state.config.fault_endpoints {
+        router = router.route("/admin/oom", axum::routing::post(admin::oom));
+    }
+    router
         .route("/v1/sessions", axum::routing::post(sessions::create))
         .route(
             "/v1/sessions/{id}",
@@ -33,6 +39,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .fallback(|| async { AppError::NoRoute })
         .layer(cors)
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {

@@ -61,13 +61,14 @@ pub async fn create(
             }
         },
     };
-    let record = SessionRecord::new(
+    let mut record = SessionRecord::new(
         &state.config.replica_id,
         request.query,
         request.budget,
         request.metadata,
         key,
     );
+    record.lease_expires_at_ms = Some(crate::lease::lease_from_now(&state));
     let created = state.journal.create(record).await?;
     let record = created.record;
     let status = if created.existed {
@@ -202,7 +203,7 @@ pub async fn cancel(
             "cancelling"
         }
         // Finished already, or running on another replica (cross-replica cancel is not
-        // built yet: the owner does not poll for it).
+        // built: the owner does not poll for it).
         None => record.status.as_str(),
     };
     tracing::info!(session_id = %id, status, "cancel requested");

@@ -7,6 +7,12 @@
 //! ends without `done` so the client reconnects elsewhere; a `: keepalive` comment goes out
 //! after every `--keepalive` of silence.
 //!
+//! In resilient mode a stream tailing a session that runs elsewhere also checks, every
+//! [`LEASE_CHECK`], whether anyone still runs it: if its owner released it (drain hand-off)
+//! or its lease expired (crash), this replica claims it and continues it here
+//! (`lease::try_take_over`). The stream still only reads the journal; it merely switches from
+//! polling to the new local loop's `watch`.
+//!
 //! In naive mode the first stream starts the agent loop and its disconnection cancels the
 //! session; a second stream is refused with 409.
 
@@ -31,6 +37,9 @@ use crate::{
 };
 
 const PAGE: usize = 256;
+
+/// How often a stream tailing a session that runs elsewhere checks the session's lease.
+pub const LEASE_CHECK: std::time::Duration = std::time::Duration::from_millis(200);
 
 pub async fn events(
     State(state): State<AppState>,
@@ -141,6 +150,7 @@ async fn pump(
         return;
     }
     let mut quiet_since = tokio::time::Instant::now();
+    let mut next_lease_check = tokio::time::Instant::now() + LEASE_CHECK;
     loop {
         let events = match state.journal.read_after(id.clone(), after, PAGE).await {
             Ok(events) => events,
@@ -166,6 +176,9 @@ async fn pump(
         }
         if full_page {
             continue;
+        }
+        if appended.is_none() && !naive {
+            appended = watch_or_take_over(&state, &id, &mut next_lease_check).await;
         }
         let more = async {
             let agent_ended = match &mut appended {
@@ -198,4 +211,30 @@ async fn pump(
             }
         }
     }
+}
+
+/// For a stream of a session whose loop does not run here: the local loop's `watch` if one
+/// started here meanwhile; else, at most every [`LEASE_CHECK`], claim the session if nobody
+/// holds its lease (released → at once; expired → once the TTL passed).
+async fn watch_or_take_over(
+    state: &AppState,
+    id: &str,
+    next_check: &mut tokio::time::Instant,
+) -> Option<tokio::sync::watch::Receiver<u64>> {
+    if let Some(local) = state.local.get(id) {
+        return Some(local.emitter.subscribe());
+    }
+    let now = tokio::time::Instant::now();
+    if now < *next_check || state.drain.is_draining() {
+        return None;
+    }
+    *next_check = now + LEASE_CHECK;
+    match state.journal.session(id.to_string()).await {
+        Ok(Some(record)) if record.lease_free(crate::lease::now_ms()) => {
+            crate::lease::try_take_over(state, id).await;
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "reading the session's lease failed"),
+    }
+    None
 }

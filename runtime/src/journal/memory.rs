@@ -1,6 +1,6 @@
 //! The in-memory journal: sessions and events in one process's heap. Used by `naive` mode
 //! and by `--journal memory`; everything is lost when the process exits. Not shareable
-//! between processes.
+//! between processes (so takeover only happens between replicas of one process, in tests).
 
 use std::{
     collections::HashMap,
@@ -9,7 +9,7 @@ use std::{
 
 use futures::{FutureExt, future::BoxFuture};
 
-use super::{Created, Journal, JournalError, JournalResult};
+use super::{Claimed, Created, Journal, JournalError, JournalResult};
 use crate::session::{EventRecord, SessionRecord, SessionStatus, Usage};
 
 #[derive(Debug, Default)]
@@ -74,6 +74,12 @@ impl Journal for MemoryJournal {
             return ready(Err(JournalError::UnknownSession(event.session_id)));
         };
         let expected = events.len() as u64 + 1;
+        if event.seq < expected {
+            return ready(Err(JournalError::SeqTaken {
+                session_id: event.session_id,
+                seq: event.seq,
+            }));
+        }
         if event.seq != expected {
             return ready(Err(JournalError::OutOfOrder {
                 session_id: event.session_id,
@@ -126,6 +132,7 @@ impl Journal for MemoryJournal {
                 record.usage = usage;
                 record.last_seq = last_seq;
                 record.owner = None;
+                record.lease_expires_at_ms = None;
                 Ok(())
             }
             None => Err(JournalError::UnknownSession(session_id)),
@@ -139,5 +146,62 @@ impl Journal for MemoryJournal {
             record.lease_expires_at_ms = None;
         }
         ready(Ok(()))
+    }
+
+    fn heartbeat(
+        &self,
+        owner: String,
+        expires_at_ms: i64,
+    ) -> BoxFuture<'static, JournalResult<u64>> {
+        let mut state = self.lock();
+        let mut extended = 0;
+        for record in state.sessions.values_mut() {
+            if record.status == SessionStatus::Running && record.owner.as_ref() == Some(&owner) {
+                record.lease_expires_at_ms = Some(expires_at_ms);
+                extended += 1;
+            }
+        }
+        ready(Ok(extended))
+    }
+
+    fn claim(
+        &self,
+        session_id: String,
+        owner: String,
+        now_ms: i64,
+        expires_at_ms: i64,
+    ) -> BoxFuture<'static, JournalResult<Option<Claimed>>> {
+        let mut state = self.lock();
+        let claimed = state
+            .sessions
+            .get_mut(&session_id)
+            .filter(|r| r.lease_free(now_ms))
+            .map(|record| {
+                let previous_owner = record.owner.replace(owner);
+                record.lease_expires_at_ms = Some(expires_at_ms);
+                Claimed {
+                    record: record.clone(),
+                    previous_owner,
+                }
+            });
+        ready(Ok(claimed))
+    }
+
+    fn orphans(&self, now_ms: i64, limit: usize) -> BoxFuture<'static, JournalResult<Vec<String>>> {
+        let state = self.lock();
+        let mut free: Vec<&SessionRecord> = state
+            .sessions
+            .values()
+            .filter(|r| r.lease_free(now_ms))
+            .collect();
+        // Released (no lease) first, then the longest expired; ties by id, for stable tests.
+        free.sort_by(|a, b| {
+            (a.lease_expires_at_ms, &a.session_id).cmp(&(b.lease_expires_at_ms, &b.session_id))
+        });
+        ready(Ok(free
+            .into_iter()
+            .take(limit)
+            .map(|r| r.session_id.clone())
+            .collect()))
     }
 }

@@ -3,9 +3,15 @@
 //! [`memory::MemoryJournal`] (one process) and [`sqlite::SqliteJournal`] (one file shared by
 //! several replica processes, WAL mode, group commit).
 //!
+//! Ownership lives here too, as data: each running session has an `owner` (a replica id)
+//! and a lease (`lease_expires_at_ms`, Unix epoch ms). [`Journal::heartbeat`] extends a
+//! replica's leases, [`Journal::claim`] atomically takes over a session whose lease is free,
+//! [`Journal::orphans`] lists such sessions. The *fence* against a replica that lost its
+//! lease but still runs is the event key: an append whose `(session_id, seq)` already exists
+//! fails with [`JournalError::SeqTaken`], and the agent stops on it.
+//!
 //! Not for live notification (the in-process `watch` in `session::LocalSession` does that)
-//! nor for deciding who runs a session (the `owner`/`lease` columns are stored here, but the
-//! policy lives with the agent).
+//! nor for deciding *when* to heartbeat or claim (see `lease`).
 
 pub mod memory;
 pub mod sqlite;
@@ -29,6 +35,12 @@ pub enum JournalError {
         seq: u64,
         expected: u64,
     },
+    /// Another writer already journaled this seq: the session has a new owner (takeover)
+    /// and this writer must stop. Every later append of this writer for the session fails too.
+    #[error(
+        "session {session_id}: seq {seq} is already journaled (another replica took the session over)"
+    )]
+    SeqTaken { session_id: String, seq: u64 },
     #[error("session {0}: unknown")]
     UnknownSession(String),
     #[error("corrupt journal row for session {session_id}: {message}")]
@@ -46,6 +58,13 @@ pub struct Created {
     pub existed: bool,
 }
 
+/// A session claimed by [`Journal::claim`]: its record (owner now the claimer) and who held it before.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub record: SessionRecord,
+    pub previous_owner: Option<String>,
+}
+
 /// Durable storage of sessions and their events.
 ///
 /// Ordering contract of [`Journal::append`]: the event is ordered *when the method is
@@ -53,6 +72,7 @@ pub struct Created {
 /// calling it gets events stored in seq order, and awaits durability after releasing it.
 pub trait Journal: Send + Sync + 'static {
     /// Store a new session, unless one with the same idempotency key exists (then return it).
+    /// `owner` and `lease_expires_at_ms` are stored as given (the creator holds the lease).
     fn create(&self, record: SessionRecord) -> BoxFuture<'static, JournalResult<Created>>;
     /// The session's record, if the journal knows it.
     fn session(
@@ -70,7 +90,7 @@ pub trait Journal: Send + Sync + 'static {
     ) -> BoxFuture<'static, JournalResult<Vec<EventRecord>>>;
     /// The highest seq stored for the session (0 if none).
     fn last_seq(&self, session_id: String) -> BoxFuture<'static, JournalResult<u64>>;
-    /// Record the session's terminal status, usage and last seq.
+    /// Record the session's terminal status, usage and last seq; clears owner and lease.
     fn finish(
         &self,
         session_id: String,
@@ -78,7 +98,24 @@ pub trait Journal: Send + Sync + 'static {
         usage: Usage,
         last_seq: u64,
     ) -> BoxFuture<'static, JournalResult<()>>;
-    /// Hand-off seam: give up ownership (owner and lease cleared) without finishing, so
-    /// another replica may take the session over. Nothing claims released sessions yet.
+    /// Give up ownership (owner and lease cleared) without finishing, so another replica
+    /// may claim the session at once (drain hand-off).
     fn release(&self, session_id: String) -> BoxFuture<'static, JournalResult<()>>;
+    /// Extend to `expires_at_ms` (Unix epoch ms) the lease of every running session `owner` holds; returns how many.
+    fn heartbeat(
+        &self,
+        owner: String,
+        expires_at_ms: i64,
+    ) -> BoxFuture<'static, JournalResult<u64>>;
+    /// Atomically take over a *running* session whose lease is free (owner NULL, or lease_expires_at_ms < now_ms):
+    /// set owner = `owner`, lease = `expires_at_ms`. `Ok(None)` if it is not running or someone else holds a live lease.
+    fn claim(
+        &self,
+        session_id: String,
+        owner: String,
+        now_ms: i64,
+        expires_at_ms: i64,
+    ) -> BoxFuture<'static, JournalResult<Option<Claimed>>>;
+    /// Ids of running sessions whose lease is free at `now_ms` (released or expired), oldest lease first, at most `limit`.
+    fn orphans(&self, now_ms: i64, limit: usize) -> BoxFuture<'static, JournalResult<Vec<String>>>;
 }

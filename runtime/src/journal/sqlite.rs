@@ -11,6 +11,7 @@
 //! Not for notification: other processes learn of new rows by polling `read_after`.
 
 use std::{
+    collections::HashSet,
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
@@ -20,7 +21,7 @@ use futures::{FutureExt, future::BoxFuture};
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Created, Journal, JournalError, JournalResult};
+use super::{Claimed, Created, Journal, JournalError, JournalResult};
 use crate::session::{Budget, EventRecord, SessionRecord, SessionStatus, Usage};
 
 /// The schema; `CREATE … IF NOT EXISTS` so every replica may run it at start-up.
@@ -46,6 +47,9 @@ CREATE TABLE IF NOT EXISTS events (
     data       TEXT NOT NULL,
     PRIMARY KEY (session_id, seq)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS sessions_running_owner ON sessions (owner) WHERE status = 'running';
+CREATE INDEX IF NOT EXISTS sessions_running_lease
+    ON sessions (lease_expires_at_ms) WHERE status = 'running';
 ";
 
 /// How long the writer waits after the first queued write for more to join its batch.
@@ -63,6 +67,18 @@ enum Command {
         reply: oneshot::Sender<JournalResult<()>>,
     },
     Release(String, oneshot::Sender<JournalResult<()>>),
+    Heartbeat {
+        owner: String,
+        expires_at_ms: i64,
+        reply: oneshot::Sender<JournalResult<u64>>,
+    },
+    Claim {
+        session_id: String,
+        owner: String,
+        now_ms: i64,
+        expires_at_ms: i64,
+        reply: oneshot::Sender<JournalResult<Option<Claimed>>>,
+    },
 }
 
 /// A journal in one SQLite file. Dropping it stops the writer thread after it drains.
@@ -164,7 +180,14 @@ impl SqliteJournal {
 }
 
 /// The group-commit loop: take everything queued, write it in one transaction, answer.
+///
+/// `fenced` holds the sessions for which one of this process's appends hit a taken seq:
+/// every later append of ours for them fails too, so a replica that lost a session can never
+/// slip an event in behind the new owner's. A successful claim lifts the fence. The fence is
+/// per process, which is sound because a process never runs two agent loops for one session
+/// (`AppState` does not claim a session whose loop runs locally).
 fn writer_loop(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Command>, linger: Duration) {
+    let mut fenced = HashSet::new();
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
         let deadline = Instant::now() + linger;
@@ -177,61 +200,120 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Command>, l
                 Err(_) => break,
             }
         }
-        commit_batch(&mut conn, batch);
+        commit_batch(&mut conn, batch, &mut fenced);
     }
 }
 
-/// The outcome of one command inside a transaction, delivered after the commit.
-enum Pending {
-    // Boxed: a created session record is large, and batches hold many small `Unit`s.
-    Create(
-        oneshot::Sender<JournalResult<Created>>,
-        Box<JournalResult<Created>>,
-    ),
-    Unit(oneshot::Sender<JournalResult<()>>, JournalResult<()>),
+/// A command's answer, held until the transaction commits (`None`) or fails (`Some(msg)`).
+type Pending = Box<dyn FnOnce(Option<&str>) + Send>;
+
+fn pending<T: Send + 'static>(
+    reply: oneshot::Sender<JournalResult<T>>,
+    result: JournalResult<T>,
+) -> Pending {
+    Box::new(move |commit_failed| {
+        let _ = reply.send(match commit_failed {
+            None => result,
+            Some(msg) => Err(commit_error(msg)),
+        });
+    })
 }
 
-fn commit_batch(conn: &mut Connection, batch: Vec<Command>) {
+fn commit_batch(conn: &mut Connection, batch: Vec<Command>, fenced: &mut HashSet<String>) {
     let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => {
             let msg = e.to_string();
             for cmd in batch {
-                fail(cmd, &msg);
+                cmd.run_failed(&msg);
             }
             return;
         }
     };
-    let mut pending = Vec::with_capacity(batch.len());
-    for cmd in batch {
-        pending.push(match cmd {
-            Command::Create(record, reply) => Pending::Create(reply, Box::new(create(&tx, record))),
-            Command::Append(event, reply) => Pending::Unit(reply, append(&tx, &event)),
+    let pending: Vec<Pending> = batch.into_iter().map(|cmd| cmd.run(&tx, fenced)).collect();
+    let committed = tx.commit().map_err(|e| e.to_string());
+    let failed = committed.as_ref().err().map(String::as_str);
+    for p in pending {
+        p(failed);
+    }
+}
+
+impl Command {
+    /// Execute inside the batch's transaction; the answer waits for the commit.
+    fn run(self, tx: &Connection, fenced: &mut HashSet<String>) -> Pending {
+        match self {
+            Command::Create(record, reply) => pending(reply, create(tx, record)),
+            Command::Append(event, reply) => {
+                let result = if fenced.contains(&event.session_id) {
+                    Err(JournalError::SeqTaken {
+                        session_id: event.session_id.clone(),
+                        seq: event.seq,
+                    })
+                } else {
+                    append(tx, &event)
+                };
+                if let Err(JournalError::SeqTaken { session_id, .. }) = &result {
+                    fenced.insert(session_id.clone());
+                }
+                pending(reply, result)
+            }
             Command::Finish {
                 session_id,
                 status,
                 usage,
                 last_seq,
                 reply,
-            } => Pending::Unit(reply, finish(&tx, &session_id, status, usage, last_seq)),
-            Command::Release(session_id, reply) => Pending::Unit(
+            } => pending(reply, finish(tx, &session_id, status, usage, last_seq)),
+            Command::Release(session_id, reply) => pending(
                 reply,
                 tx.execute(
-                    "UPDATE sessions SET owner = NULL, lease_expires_at_ms = NULL WHERE session_id = ?1",
+                    "UPDATE sessions SET owner = NULL, lease_expires_at_ms = NULL
+                     WHERE session_id = ?1",
                     params![session_id],
                 )
                 .map(|_| ())
                 .map_err(sql("release")),
             ),
-        });
+            Command::Heartbeat {
+                owner,
+                expires_at_ms,
+                reply,
+            } => pending(
+                reply,
+                tx.execute(
+                    "UPDATE sessions SET lease_expires_at_ms = ?2
+                     WHERE owner = ?1 AND status = 'running'",
+                    params![owner, expires_at_ms],
+                )
+                .map(|n| n as u64)
+                .map_err(sql("heartbeat")),
+            ),
+            Command::Claim {
+                session_id,
+                owner,
+                now_ms,
+                expires_at_ms,
+                reply,
+            } => {
+                let result = claim(tx, &session_id, &owner, now_ms, expires_at_ms);
+                if let Ok(Some(_)) = &result {
+                    fenced.remove(&session_id);
+                }
+                pending(reply, result)
+            }
+        }
     }
-    let committed = tx.commit().map_err(|e| e.to_string());
-    for p in pending {
-        match (p, &committed) {
-            (Pending::Create(reply, result), Ok(())) => drop(reply.send(*result)),
-            (Pending::Unit(reply, result), Ok(())) => drop(reply.send(result)),
-            (Pending::Create(reply, _), Err(msg)) => drop(reply.send(Err(commit_error(msg)))),
-            (Pending::Unit(reply, _), Err(msg)) => drop(reply.send(Err(commit_error(msg)))),
+
+    /// Answer with an error without executing (the transaction could not begin).
+    fn run_failed(self, msg: &str) {
+        let err = commit_error(msg);
+        match self {
+            Command::Create(_, reply) => drop(reply.send(Err(err))),
+            Command::Append(_, reply)
+            | Command::Finish { reply, .. }
+            | Command::Release(_, reply) => drop(reply.send(Err(err))),
+            Command::Heartbeat { reply, .. } => drop(reply.send(Err(err))),
+            Command::Claim { reply, .. } => drop(reply.send(Err(err))),
         }
     }
 }
@@ -240,16 +322,6 @@ fn commit_error(msg: &str) -> JournalError {
     JournalError::Corrupt {
         session_id: String::new(),
         message: format!("commit failed: {msg}"),
-    }
-}
-
-fn fail(cmd: Command, msg: &str) {
-    let err = || commit_error(msg);
-    match cmd {
-        Command::Create(_, reply) => drop(reply.send(Err(err()))),
-        Command::Append(_, reply) | Command::Finish { reply, .. } | Command::Release(_, reply) => {
-            drop(reply.send(Err(err())))
-        }
     }
 }
 
@@ -305,7 +377,59 @@ fn append(conn: &Connection, event: &EventRecord) -> JournalResult<()> {
             stmt.execute(params![event.session_id, event.seq, event.kind, event.data])
         })
         .map(|_| ())
-        .map_err(sql("append event"))
+        .map_err(|e| match e.sqlite_error_code() {
+            // The primary key (session_id, seq): another writer holds this seq.
+            Some(rusqlite::ErrorCode::ConstraintViolation) => JournalError::SeqTaken {
+                session_id: event.session_id.clone(),
+                seq: event.seq,
+            },
+            _ => sql("append event")(e),
+        })
+}
+
+/// Take a running session over if its lease is free. Runs inside the writer's
+/// `BEGIN IMMEDIATE` transaction, so the read of the previous owner and the conditional
+/// update are atomic with respect to every other process.
+fn claim(
+    conn: &Connection,
+    session_id: &str,
+    owner: &str,
+    now_ms: i64,
+    expires_at_ms: i64,
+) -> JournalResult<Option<Claimed>> {
+    let previous_owner: Option<Option<String>> = conn
+        .query_row(
+            "SELECT owner FROM sessions WHERE session_id = ?1",
+            params![session_id],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(sql("claim: read owner"))?;
+    let Some(previous_owner) = previous_owner else {
+        return Ok(None);
+    };
+    let updated = conn
+        .execute(
+            "UPDATE sessions SET owner = ?2, lease_expires_at_ms = ?4
+             WHERE session_id = ?1 AND status = 'running'
+               AND (owner IS NULL OR lease_expires_at_ms < ?3)",
+            params![session_id, owner, now_ms, expires_at_ms],
+        )
+        .map_err(sql("claim"))?;
+    if updated == 0 {
+        return Ok(None);
+    }
+    let record = conn
+        .query_row(
+            &format!("{SELECT_SESSION} WHERE session_id = ?1"),
+            params![session_id],
+            row_to_record,
+        )
+        .map_err(sql("claim: read record"))??;
+    Ok(Some(Claimed {
+        record,
+        previous_owner,
+    }))
 }
 
 fn finish(
@@ -454,5 +578,50 @@ impl Journal for SqliteJournal {
 
     fn release(&self, session_id: String) -> BoxFuture<'static, JournalResult<()>> {
         self.send(|reply| Command::Release(session_id, reply))
+    }
+
+    fn heartbeat(
+        &self,
+        owner: String,
+        expires_at_ms: i64,
+    ) -> BoxFuture<'static, JournalResult<u64>> {
+        self.send(|reply| Command::Heartbeat {
+            owner,
+            expires_at_ms,
+            reply,
+        })
+    }
+
+    fn claim(
+        &self,
+        session_id: String,
+        owner: String,
+        now_ms: i64,
+        expires_at_ms: i64,
+    ) -> BoxFuture<'static, JournalResult<Option<Claimed>>> {
+        self.send(|reply| Command::Claim {
+            session_id,
+            owner,
+            now_ms,
+            expires_at_ms,
+            reply,
+        })
+    }
+
+    fn orphans(&self, now_ms: i64, limit: usize) -> BoxFuture<'static, JournalResult<Vec<String>>> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT session_id FROM sessions
+                     WHERE status = 'running' AND (owner IS NULL OR lease_expires_at_ms < ?1)
+                     ORDER BY lease_expires_at_ms, session_id LIMIT ?2",
+                )
+                .map_err(sql("prepare orphans"))?;
+            let rows = stmt
+                .query_map(params![now_ms, limit as i64], |row| row.get(0))
+                .map_err(sql("orphans"))?;
+            rows.collect::<Result<Vec<String>, _>>()
+                .map_err(sql("orphans row"))
+        })
     }
 }

@@ -126,9 +126,11 @@ pub fn reply(seed: u64, profile: &Profile, role: Role, conv: &Conversation) -> R
             _ => (text::words(&mut words, length), None),
         },
     };
+    // A prefill continues the text; a tool call after the text still follows (a runaway
+    // worker cut inside its text resumes with the rest of it, then calls the tool).
     let text = match &conv.prefill {
-        Some(prefill) if tool.is_none() => text::continue_after(full, prefill),
-        _ => full,
+        Some(prefill) => text::continue_after(full, prefill),
+        None => full,
     };
     cap(
         Reply {
@@ -254,6 +256,18 @@ mod tests {
             assert_eq!(sum, 97);
             assert_eq!(tools, 1);
         }
+    }
+
+    #[test]
+    fn prefill_continues_the_text_before_a_tool_call() {
+        let mut c = conv("go [dz runaway]");
+        c.tools = vec!["search".into()];
+        let full = reply(1, &Profile::fast(), Role::Worker, &c);
+        assert_eq!((full.text.len(), full.stop), (RUNAWAY_TEXT, Stop::ToolUse));
+        c.prefill = Some(full.text[..1].concat());
+        let rest = reply(1, &Profile::fast(), Role::Worker, &c);
+        assert_eq!(rest.text, full.text[1..].to_vec());
+        assert_eq!(rest.tool, full.tool, "the same call follows");
     }
 
     #[test]
