@@ -9,7 +9,7 @@ use std::{
 
 use futures::{FutureExt, future::BoxFuture};
 
-use super::{Created, Journal, JournalError, JournalResult};
+use super::{Claimed, Created, Journal, JournalError, JournalResult};
 use crate::session::{EventRecord, SessionRecord, SessionStatus, Usage};
 
 #[derive(Debug, Default)]
@@ -32,6 +32,12 @@ impl MemoryJournal {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// Whether another replica may take `record` over at `now_ms` (the rule of [`Journal::claim`]).
+fn lease_is_free(record: &SessionRecord, now_ms: i64) -> bool {
+    record.status == SessionStatus::Running
+        && (record.owner.is_none() || record.lease_expires_at_ms.is_some_and(|l| l < now_ms))
 }
 
 fn ready<T: Send + 'static>(value: JournalResult<T>) -> BoxFuture<'static, JournalResult<T>> {
@@ -126,6 +132,7 @@ impl Journal for MemoryJournal {
                 record.usage = usage;
                 record.last_seq = last_seq;
                 record.owner = None;
+                record.lease_expires_at_ms = None;
                 Ok(())
             }
             None => Err(JournalError::UnknownSession(session_id)),
@@ -139,5 +146,63 @@ impl Journal for MemoryJournal {
             record.lease_expires_at_ms = None;
         }
         ready(Ok(()))
+    }
+
+    fn heartbeat(
+        &self,
+        owner: String,
+        expires_at_ms: i64,
+    ) -> BoxFuture<'static, JournalResult<u64>> {
+        let mut state = self.lock();
+        let mut extended = 0;
+        for record in state.sessions.values_mut() {
+            if record.status == SessionStatus::Running && record.owner.as_ref() == Some(&owner) {
+                record.lease_expires_at_ms = Some(expires_at_ms);
+                extended += 1;
+            }
+        }
+        ready(Ok(extended))
+    }
+
+    fn claim(
+        &self,
+        session_id: String,
+        owner: String,
+        now_ms: i64,
+        expires_at_ms: i64,
+    ) -> BoxFuture<'static, JournalResult<Option<Claimed>>> {
+        let mut state = self.lock();
+        let claimed = match state.sessions.get_mut(&session_id) {
+            Some(record) if lease_is_free(record, now_ms) => {
+                let previous_owner = record.owner.replace(owner);
+                record.lease_expires_at_ms = Some(expires_at_ms);
+                Some(Claimed {
+                    record: record.clone(),
+                    previous_owner,
+                })
+            }
+            _ => None,
+        };
+        ready(Ok(claimed))
+    }
+
+    fn orphans(&self, now_ms: i64, limit: usize) -> BoxFuture<'static, JournalResult<Vec<String>>> {
+        let state = self.lock();
+        let mut free: Vec<(i64, &String)> = state
+            .sessions
+            .values()
+            .filter(|r| lease_is_free(r, now_ms))
+            // Released sessions (no owner) first: their lease is the oldest possible.
+            .map(|r| match r.owner {
+                None => (i64::MIN, &r.session_id),
+                Some(_) => (r.lease_expires_at_ms.unwrap_or(i64::MIN), &r.session_id),
+            })
+            .collect();
+        free.sort();
+        ready(Ok(free
+            .into_iter()
+            .take(limit)
+            .map(|(_, id)| id.clone())
+            .collect()))
     }
 }

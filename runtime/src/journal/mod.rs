@@ -1,13 +1,16 @@
 //! The write-ahead session journal: every event is appended here before any client can see
-//! it, and every stream reads from here. One trait, [`Journal`], with two backends:
-//! [`memory::MemoryJournal`] (one process) and [`sqlite::SqliteJournal`] (one file shared by
-//! several replica processes, WAL mode, group commit).
+//! it, and every stream reads from here. One trait, [`Journal`], with three backends:
+//! [`memory::MemoryJournal`] (one process), [`sqlite::SqliteJournal`] (one file shared by
+//! several replica processes, WAL mode, group commit) and [`redis::RedisJournal`] (Redis
+//! Streams shared by replicas on any host: the production backend).
 //!
 //! Not for live notification (the in-process `watch` in `session::LocalSession` does that)
-//! nor for deciding who runs a session (the `owner`/`lease` columns are stored here, but the
-//! policy lives with the agent).
+//! nor for deciding who runs a session: the journal stores owners and leases and offers the
+//! atomic primitives ([`Journal::claim`], [`Journal::heartbeat`], [`Journal::orphans`]), but
+//! the policy (when to heartbeat, when to take over) lives with the agent.
 
 pub mod memory;
+pub mod redis;
 pub mod sqlite;
 
 use futures::future::BoxFuture;
@@ -22,6 +25,12 @@ pub enum JournalError {
         context: &'static str,
         #[source]
         source: rusqlite::Error,
+    },
+    #[error("redis journal: {context}: {source}")]
+    Redis {
+        context: &'static str,
+        #[source]
+        source: ::redis::RedisError,
     },
     #[error("session {session_id}: appended seq {seq} but expected {expected}")]
     OutOfOrder {
@@ -44,6 +53,13 @@ pub type JournalResult<T> = Result<T, JournalError>;
 pub struct Created {
     pub record: SessionRecord,
     pub existed: bool,
+}
+
+/// A session claimed by [`Journal::claim`]: its record (owner now the claimer) and who held it before.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub record: SessionRecord,
+    pub previous_owner: Option<String>,
 }
 
 /// Durable storage of sessions and their events.
@@ -79,6 +95,23 @@ pub trait Journal: Send + Sync + 'static {
         last_seq: u64,
     ) -> BoxFuture<'static, JournalResult<()>>;
     /// Hand-off seam: give up ownership (owner and lease cleared) without finishing, so
-    /// another replica may take the session over. Nothing claims released sessions yet.
+    /// another replica may take the session over (see [`Journal::claim`]).
     fn release(&self, session_id: String) -> BoxFuture<'static, JournalResult<()>>;
+    /// Extend to `expires_at_ms` (Unix epoch ms) the lease of every running session `owner` holds; returns how many.
+    fn heartbeat(
+        &self,
+        owner: String,
+        expires_at_ms: i64,
+    ) -> BoxFuture<'static, JournalResult<u64>>;
+    /// Atomically take over a *running* session whose lease is free (owner NULL, or lease_expires_at_ms < now_ms):
+    /// set owner = `owner`, lease = `expires_at_ms`. `Ok(None)` if it is not running or someone else holds a live lease.
+    fn claim(
+        &self,
+        session_id: String,
+        owner: String,
+        now_ms: i64,
+        expires_at_ms: i64,
+    ) -> BoxFuture<'static, JournalResult<Option<Claimed>>>;
+    /// Ids of running sessions whose lease is free at `now_ms` (released or expired), oldest lease first, at most `limit`.
+    fn orphans(&self, now_ms: i64, limit: usize) -> BoxFuture<'static, JournalResult<Vec<String>>>;
 }

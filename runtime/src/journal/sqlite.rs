@@ -20,7 +20,7 @@ use futures::{FutureExt, future::BoxFuture};
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Created, Journal, JournalError, JournalResult};
+use super::{Claimed, Created, Journal, JournalError, JournalResult};
 use crate::session::{Budget, EventRecord, SessionRecord, SessionStatus, Usage};
 
 /// The schema; `CREATE … IF NOT EXISTS` so every replica may run it at start-up.
@@ -63,6 +63,18 @@ enum Command {
         reply: oneshot::Sender<JournalResult<()>>,
     },
     Release(String, oneshot::Sender<JournalResult<()>>),
+    Heartbeat {
+        owner: String,
+        expires_at_ms: i64,
+        reply: oneshot::Sender<JournalResult<u64>>,
+    },
+    Claim {
+        session_id: String,
+        owner: String,
+        now_ms: i64,
+        expires_at_ms: i64,
+        reply: oneshot::Sender<JournalResult<Option<Claimed>>>,
+    },
 }
 
 /// A journal in one SQLite file. Dropping it stops the writer thread after it drains.
@@ -189,6 +201,11 @@ enum Pending {
         Box<JournalResult<Created>>,
     ),
     Unit(oneshot::Sender<JournalResult<()>>, JournalResult<()>),
+    Count(oneshot::Sender<JournalResult<u64>>, JournalResult<u64>),
+    Claim(
+        oneshot::Sender<JournalResult<Option<Claimed>>>,
+        Box<JournalResult<Option<Claimed>>>,
+    ),
 }
 
 fn commit_batch(conn: &mut Connection, batch: Vec<Command>) {
@@ -223,6 +240,30 @@ fn commit_batch(conn: &mut Connection, batch: Vec<Command>) {
                 .map(|_| ())
                 .map_err(sql("release")),
             ),
+            Command::Heartbeat {
+                owner,
+                expires_at_ms,
+                reply,
+            } => Pending::Count(
+                reply,
+                tx.execute(
+                    "UPDATE sessions SET lease_expires_at_ms = ?2
+                     WHERE owner = ?1 AND status = 'running'",
+                    params![owner, expires_at_ms],
+                )
+                .map(|n| n as u64)
+                .map_err(sql("heartbeat")),
+            ),
+            Command::Claim {
+                session_id,
+                owner,
+                now_ms,
+                expires_at_ms,
+                reply,
+            } => Pending::Claim(
+                reply,
+                Box::new(claim(&tx, &session_id, &owner, now_ms, expires_at_ms)),
+            ),
         });
     }
     let committed = tx.commit().map_err(|e| e.to_string());
@@ -230,8 +271,12 @@ fn commit_batch(conn: &mut Connection, batch: Vec<Command>) {
         match (p, &committed) {
             (Pending::Create(reply, result), Ok(())) => drop(reply.send(*result)),
             (Pending::Unit(reply, result), Ok(())) => drop(reply.send(result)),
+            (Pending::Count(reply, result), Ok(())) => drop(reply.send(result)),
+            (Pending::Claim(reply, result), Ok(())) => drop(reply.send(*result)),
             (Pending::Create(reply, _), Err(msg)) => drop(reply.send(Err(commit_error(msg)))),
             (Pending::Unit(reply, _), Err(msg)) => drop(reply.send(Err(commit_error(msg)))),
+            (Pending::Count(reply, _), Err(msg)) => drop(reply.send(Err(commit_error(msg)))),
+            (Pending::Claim(reply, _), Err(msg)) => drop(reply.send(Err(commit_error(msg)))),
         }
     }
 }
@@ -250,6 +295,8 @@ fn fail(cmd: Command, msg: &str) {
         Command::Append(_, reply) | Command::Finish { reply, .. } | Command::Release(_, reply) => {
             drop(reply.send(Err(err())))
         }
+        Command::Heartbeat { reply, .. } => drop(reply.send(Err(err()))),
+        Command::Claim { reply, .. } => drop(reply.send(Err(err()))),
     }
 }
 
@@ -323,6 +370,46 @@ fn finish(
     )
     .map(|_| ())
     .map_err(sql("finish session"))
+}
+
+/// The rule of [`Journal::claim`] and [`Journal::orphans`]: running, and released or expired.
+const LEASE_IS_FREE: &str = "status = 'running' AND (owner IS NULL OR lease_expires_at_ms < ?1)";
+
+/// Inside the writer's transaction (which holds the write lock), so read-then-update is atomic.
+fn claim(
+    conn: &Connection,
+    session_id: &str,
+    owner: &str,
+    now_ms: i64,
+    expires_at_ms: i64,
+) -> JournalResult<Option<Claimed>> {
+    let previous_owner: Option<Option<String>> = conn
+        .query_row(
+            &format!("SELECT owner FROM sessions WHERE session_id = ?2 AND {LEASE_IS_FREE}"),
+            params![now_ms, session_id],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(sql("claim: select"))?;
+    let Some(previous_owner) = previous_owner else {
+        return Ok(None);
+    };
+    conn.execute(
+        "UPDATE sessions SET owner = ?2, lease_expires_at_ms = ?3 WHERE session_id = ?1",
+        params![session_id, owner, expires_at_ms],
+    )
+    .map_err(sql("claim: update"))?;
+    let record = conn
+        .query_row(
+            &format!("{SELECT_SESSION} WHERE session_id = ?1"),
+            params![session_id],
+            row_to_record,
+        )
+        .map_err(sql("claim: reread"))??;
+    Ok(Some(Claimed {
+        record,
+        previous_owner,
+    }))
 }
 
 const SELECT_SESSION: &str =
@@ -454,5 +541,50 @@ impl Journal for SqliteJournal {
 
     fn release(&self, session_id: String) -> BoxFuture<'static, JournalResult<()>> {
         self.send(|reply| Command::Release(session_id, reply))
+    }
+
+    fn heartbeat(
+        &self,
+        owner: String,
+        expires_at_ms: i64,
+    ) -> BoxFuture<'static, JournalResult<u64>> {
+        self.send(|reply| Command::Heartbeat {
+            owner,
+            expires_at_ms,
+            reply,
+        })
+    }
+
+    fn claim(
+        &self,
+        session_id: String,
+        owner: String,
+        now_ms: i64,
+        expires_at_ms: i64,
+    ) -> BoxFuture<'static, JournalResult<Option<Claimed>>> {
+        self.send(|reply| Command::Claim {
+            session_id,
+            owner,
+            now_ms,
+            expires_at_ms,
+            reply,
+        })
+    }
+
+    fn orphans(&self, now_ms: i64, limit: usize) -> BoxFuture<'static, JournalResult<Vec<String>>> {
+        self.read(move |conn| {
+            // Released sessions (no owner) first: their lease is the oldest possible.
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT session_id FROM sessions WHERE {LEASE_IS_FREE}
+                     ORDER BY owner IS NOT NULL, lease_expires_at_ms, session_id LIMIT ?2"
+                ))
+                .map_err(sql("prepare orphans"))?;
+            let rows = stmt
+                .query_map(params![now_ms, limit as i64], |row| row.get(0))
+                .map_err(sql("orphans"))?;
+            rows.collect::<Result<Vec<String>, _>>()
+                .map_err(sql("orphans row"))
+        })
     }
 }
