@@ -32,7 +32,7 @@ async fn main() {
     let spec: JournalSpec = args.next().unwrap_or("memory".into()).parse().unwrap();
     let mut config = Config::new(&llm);
     config.step_timeout = Duration::from_secs(600);
-    let state = AppState::new(config, open_journal(&spec).unwrap());
+    let state = AppState::new(config, open_journal(&spec).await.unwrap());
     // Warm up one session so lazily-initialised pools exist before the baseline.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let before = vm_rss_kib();

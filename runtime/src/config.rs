@@ -16,7 +16,9 @@ pub struct RuntimeArgs {
     /// `naive` (in memory, no resume, no drain) or `resilient` (journal, resume, drain).
     #[arg(long, value_enum, default_value_t = Mode::Resilient)]
     pub mode: Mode,
-    /// `memory` or `sqlite:PATH` (one file may be shared by several replicas).
+    /// `memory`, `sqlite:PATH` (one file shared by replicas on one host) or
+    /// `redis://HOST:PORT[/DB][?prefix=NAME]` (Redis Streams; keys under `NAME:`, default
+    /// `dropzero`; use one prefix per run).
     #[arg(long, default_value = "memory")]
     pub journal: String,
     /// This replica's id (default: random).
@@ -95,18 +97,101 @@ impl Mode {
 pub enum JournalSpec {
     Memory,
     Sqlite(PathBuf),
+    Redis(RedisSpec),
 }
+
+const JOURNAL_FORMS: &str = "`memory`, `sqlite:PATH` or `redis://HOST:PORT[/DB][?prefix=NAME]`";
 
 impl std::str::FromStr for JournalSpec {
     type Err = anyhow::Error;
     fn from_str(s: &str) -> anyhow::Result<Self> {
-        match s {
-            "memory" => Ok(JournalSpec::Memory),
-            _ => match s.strip_prefix("sqlite:") {
-                Some(path) if !path.is_empty() => Ok(JournalSpec::Sqlite(PathBuf::from(path))),
-                _ => anyhow::bail!("--journal {s:?}: expected `memory` or `sqlite:PATH`"),
-            },
+        if s == "memory" {
+            return Ok(JournalSpec::Memory);
         }
+        if let Some(path) = s.strip_prefix("sqlite:") {
+            anyhow::ensure!(
+                !path.is_empty(),
+                "--journal {s:?}: expected {JOURNAL_FORMS}"
+            );
+            return Ok(JournalSpec::Sqlite(PathBuf::from(path)));
+        }
+        if s.starts_with("redis://") || s.starts_with("rediss://") {
+            return RedisSpec::parse(s).map(JournalSpec::Redis);
+        }
+        anyhow::bail!("--journal {s:?}: expected {JOURNAL_FORMS}")
+    }
+}
+
+/// A Redis journal: the server's URL (without our `prefix` parameter) and the key prefix.
+/// `Debug` and `Display` hide the password a URL may carry.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisSpec {
+    pub url: String,
+    pub prefix: String,
+}
+
+impl RedisSpec {
+    /// Parse `redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?prefix=NAME]`.
+    fn parse(s: &str) -> anyhow::Result<RedisSpec> {
+        let fail = |why: &str| anyhow::anyhow!("--journal {}: {why}", redact(s));
+        let mut url = url::Url::parse(s).map_err(|e| fail(&e.to_string()))?;
+        if url.scheme() != "redis" {
+            return Err(fail(
+                "only `redis://` is supported (this build has no TLS client)",
+            ));
+        }
+        let mut prefix = None;
+        for (name, value) in url.query_pairs() {
+            match &*name {
+                "prefix" => prefix = Some(value.into_owned()),
+                other => {
+                    return Err(fail(&format!(
+                        "unknown parameter `{other}` (only `prefix`)"
+                    )));
+                }
+            }
+        }
+        url.set_query(None);
+        let prefix = prefix.unwrap_or_else(|| crate::journal::redis::DEFAULT_PREFIX.into());
+        let prefix_ok = !prefix.is_empty()
+            && prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c));
+        if !prefix_ok {
+            return Err(fail(
+                "`prefix` must be non-empty ASCII letters, digits, `-_.:`",
+            ));
+        }
+        // The client's own parser checks host, port and database number (no I/O).
+        redis::Client::open(url.as_str()).map_err(|e| fail(&e.to_string()))?;
+        Ok(RedisSpec {
+            url: url.to_string(),
+            prefix,
+        })
+    }
+}
+
+/// `s` with any password replaced by `***`.
+fn redact(s: &str) -> String {
+    match url::Url::parse(s) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("***"));
+            url.to_string()
+        }
+        Ok(_) => s.to_string(),
+        Err(_) => "<unparseable URL>".to_string(),
+    }
+}
+
+impl std::fmt::Display for RedisSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}?prefix={}", redact(&self.url), self.prefix)
+    }
+}
+
+impl std::fmt::Debug for RedisSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RedisSpec({self})")
     }
 }
 
@@ -308,10 +393,50 @@ mod tests {
                 Some(JournalSpec::Sqlite("/tmp/j.db".into())),
             ),
             ("sqlite:", None),
-            ("redis://localhost:6379", None),
+            (
+                "redis://localhost:6379",
+                Some(redis("redis://localhost:6379", "dropzero")),
+            ),
+            (
+                "redis://127.0.0.1:6390/2?prefix=dz-run1",
+                Some(redis("redis://127.0.0.1:6390/2", "dz-run1")),
+            ),
+            (
+                "redis://:secret@h:1/0?prefix=a.b",
+                Some(redis("redis://:secret@h:1/0", "a.b")),
+            ),
+            ("redis://h:1/0?prefix=", None),
+            ("redis://h:1/0?prefix=a%20b", None),
+            ("redis://h:1/0?db=3", None),
+            ("redis://h:1/notanumber", None),
+            ("rediss://h:1", None),
+            ("redis://", None),
+            ("postgres://h", None),
         ] {
             assert_eq!(spec.parse::<JournalSpec>().ok(), expected, "{spec}");
         }
+    }
+
+    fn redis(url: &str, prefix: &str) -> JournalSpec {
+        JournalSpec::Redis(RedisSpec {
+            url: url.into(),
+            prefix: prefix.into(),
+        })
+    }
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn redis_passwords_stay_out_of_logs_and_errors() {
+        let spec: JournalSpec = "redis://user:hunter2@h:1/0?prefix=p".parse().unwrap();
+        let shown = format!("{spec:?}");
+        assert!(
+            !shown.contains("hunter2") && shown.contains("***"),
+            "{shown}"
+        );
+        let err = "redis://user:hunter2@h:1/0?bogus=1"
+            .parse::<JournalSpec>()
+            .unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
     }
 
     #[test]

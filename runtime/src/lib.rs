@@ -18,7 +18,7 @@
 //! - [`config`]: flags ([`RuntimeArgs`]) resolved into a [`Config`].
 //! - [`api`]: the router ([`app`]), errors, session endpoints, the SSE stream.
 //! - [`session`]: session records, statuses, events, the registry of local sessions.
-//! - [`journal`]: the write-ahead journal trait and its memory and SQLite backends.
+//! - [`journal`]: the write-ahead journal trait and its memory, SQLite and Redis backends.
 //! - [`emitter`]: per-session seq assignment, digest, usage; append-then-notify.
 //! - [`agent`]: planner, DAG, workers, tools with circuit breakers, retries with backoff;
 //!   `agent::resume` rebuilds a session's progress from its events for a takeover.
@@ -52,18 +52,29 @@ pub use api::app;
 pub use config::{Config, JournalSpec, Mode, RuntimeArgs};
 pub use state::AppState;
 
-use journal::{Journal, memory::MemoryJournal, sqlite::SqliteJournal};
+use journal::{
+    Journal,
+    memory::MemoryJournal,
+    redis::{RedisJournal, RedisOptions},
+    sqlite::SqliteJournal,
+};
 
 /// How long `run` waits, after the drain deadline, for agent loops to hand their sessions off.
 const HANDOFF_GRACE: Duration = Duration::from_secs(3);
 
-/// Open the journal a spec names.
-pub fn open_journal(spec: &JournalSpec) -> anyhow::Result<Arc<dyn Journal>> {
+/// Open the journal a spec names. Async because the Redis journal connects (bounded by its
+/// operation timeout) and fails here, at start-up, if Redis cannot be reached.
+pub async fn open_journal(spec: &JournalSpec) -> anyhow::Result<Arc<dyn Journal>> {
     Ok(match spec {
         JournalSpec::Memory => Arc::new(MemoryJournal::new()),
         JournalSpec::Sqlite(path) => Arc::new(
             SqliteJournal::open(path)
                 .with_context(|| format!("opening the journal {}", path.display()))?,
+        ),
+        JournalSpec::Redis(redis) => Arc::new(
+            RedisJournal::open(&redis.url, RedisOptions::new(&redis.prefix))
+                .await
+                .with_context(|| format!("opening the journal {redis}"))?,
         ),
     })
 }
@@ -71,7 +82,7 @@ pub fn open_journal(spec: &JournalSpec) -> anyhow::Result<Arc<dyn Journal>> {
 /// Serve the runtime until `shutdown` fires, then drain and return.
 pub async fn run(args: RuntimeArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let (config, spec) = Config::from_args(&args)?;
-    let journal = open_journal(&spec)?;
+    let journal = open_journal(&spec).await?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
         .await
         .with_context(|| format!("binding 127.0.0.1:{}", args.port))?;

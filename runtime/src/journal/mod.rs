@@ -1,7 +1,8 @@
 //! The write-ahead session journal: every event is appended here before any client can see
-//! it, and every stream reads from here. One trait, [`Journal`], with two backends:
-//! [`memory::MemoryJournal`] (one process) and [`sqlite::SqliteJournal`] (one file shared by
-//! several replica processes, WAL mode, group commit).
+//! it, and every stream reads from here. One trait, [`Journal`], with three backends:
+//! [`memory::MemoryJournal`] (one process), [`sqlite::SqliteJournal`] (one file shared by
+//! several replica processes, WAL mode, group commit) and [`redis::RedisJournal`] (Redis
+//! Streams shared by replicas on any host: the production backend).
 //!
 //! Ownership lives here too, as data: each running session has an `owner` (a replica id)
 //! and a lease (`lease_expires_at_ms`, Unix epoch ms). [`Journal::heartbeat`] extends a
@@ -14,6 +15,7 @@
 //! nor for deciding *when* to heartbeat or claim (see `lease`).
 
 pub mod memory;
+pub mod redis;
 pub mod sqlite;
 
 use futures::future::BoxFuture;
@@ -28,6 +30,12 @@ pub enum JournalError {
         context: &'static str,
         #[source]
         source: rusqlite::Error,
+    },
+    #[error("redis journal: {context}: {source}")]
+    Redis {
+        context: &'static str,
+        #[source]
+        source: ::redis::RedisError,
     },
     #[error("session {session_id}: appended seq {seq} but expected {expected}")]
     OutOfOrder {
