@@ -115,6 +115,7 @@ pub fn build(i: Inputs<'_>) -> r::Report {
             ttft_ms: summary(&h.ttft, 1e-3),
             itl_ms: summary(&h.itl, 1e-3),
             resume_ms: summary(&h.resume, 1e-3),
+            takeover_ms: summary(&h.takeover, 1e-3),
             session_s: summary(&h.session, 1e-6),
             create_ms: summary(&h.create, 1e-3),
         },

@@ -63,7 +63,9 @@ pub async fn start(plan: &ScenarioPlan, dir: &Path, exe: &Path) -> anyhow::Resul
             let journal = match &local.journal {
                 scenario::Journal::Memory => "memory".to_string(),
                 scenario::Journal::Sqlite => format!("sqlite:{}", dir.join("journal.db").display()),
-                scenario::Journal::Redis { url } => url.clone(),
+                // Keys of this run under their own prefix, so runs sharing a server never mix.
+                scenario::Journal::Redis { url: Some(url) } => with_prefix(url, dir),
+                scenario::Journal::Redis { url: None } => String::new(),
             };
             let runtime_args: Vec<OsString> = [
                 "--drain-timeout".to_string(),
@@ -130,6 +132,7 @@ pub async fn start(plan: &ScenarioPlan, dir: &Path, exe: &Path) -> anyhow::Resul
                 ready_timeout: Duration::from_secs(30),
                 version: "v1".into(),
                 memory_limit: local.memory_limit_mb.map(|mb| mb * 1024 * 1024),
+                redis_server: local.journal == scenario::Journal::Redis { url: None },
             };
             let fleet = LocalFleet::start(cfg)
                 .await
@@ -142,6 +145,22 @@ pub async fn start(plan: &ScenarioPlan, dir: &Path, exe: &Path) -> anyhow::Resul
             plan.file.display()
         ),
     }
+}
+
+/// `url` with `prefix=dz-<run dir name>` added, unless it names a prefix already.
+fn with_prefix(url: &str, dir: &Path) -> String {
+    if url.contains("prefix=") {
+        return url.to_string();
+    }
+    let run: String = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}prefix=dz-{run}")
 }
 
 /// The mock LLM profile for this scenario, as the TOML `dropzero mock-llm --profile` reads.

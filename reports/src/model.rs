@@ -244,6 +244,9 @@ pub struct Latencies {
     pub itl_ms: LatencySummary,
     /// Interruption detected → first event after reconnect.
     pub resume_ms: LatencySummary,
+    /// Silence before another replica took a session over (takeover `session` event).
+    #[serde(default)]
+    pub takeover_ms: LatencySummary,
     /// Session creation → terminal event.
     pub session_s: LatencySummary,
     /// `POST /sessions` round trip.
@@ -305,6 +308,10 @@ pub struct FaultRecord {
     /// after reconnecting (after a kill, this includes the takeover by another replica).
     #[serde(default)]
     pub resume_ms: Option<LatencySummary>,
+    /// Takeovers of the sessions of the replicas this fault stopped: the silence a client
+    /// saw before the new owner's takeover `session` event.
+    #[serde(default)]
+    pub takeover_ms: Option<LatencySummary>,
 }
 
 /// How one replica was stopped by a fault, and what happened to its sessions.

@@ -43,6 +43,7 @@ pub struct FaultEntry {
     dropped: u64,
     wasted_tokens: u64,
     resume: Histogram<u64>,
+    takeover: Histogram<u64>,
 }
 
 /// Every fault of the run and what was attributed to it. Shared by the fault driver (which
@@ -94,6 +95,7 @@ impl FaultLog {
             dropped: 0,
             wasted_tokens: 0,
             resume: new_histogram(),
+            takeover: new_histogram(),
         });
         FaultId(entries.len() - 1)
     }
@@ -162,6 +164,16 @@ impl FaultLog {
         }
     }
 
+    /// A takeover after `gap` of silence (ending now) of a session `from` owned.
+    pub fn note_takeover(&self, gap: Duration, from: Option<&str>) {
+        let t = Instant::now().checked_sub(gap).unwrap_or(self.run_start);
+        let mut entries = self.lock();
+        if let Some(id) = attribute_in(&entries, self.slack, t, from) {
+            let us = u64::try_from(gap.as_micros()).unwrap_or(u64::MAX);
+            let _ = entries[id.0].takeover.record(us.max(1));
+        }
+    }
+
     pub fn add_waste(&self, id: FaultId, tokens: u64) {
         self.update(id, |e| e.wasted_tokens += tokens);
     }
@@ -186,6 +198,7 @@ impl FaultLog {
                 started_replicas: e.started_replicas.clone(),
                 stops: e.stops.clone(),
                 resume_ms: (!e.resume.is_empty()).then(|| latency_ms(&e.resume)),
+                takeover_ms: (!e.takeover.is_empty()).then(|| latency_ms(&e.takeover)),
             })
             .collect()
     }
@@ -256,6 +269,7 @@ mod tests {
             tokens_received: 0,
             output_tokens: None,
             replicas: vec![],
+            takeovers: 0,
             timings: Default::default(),
         }
     }

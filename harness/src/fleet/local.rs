@@ -43,6 +43,8 @@ pub struct LocalConfig {
     pub version: String,
     /// `RLIMIT_AS` for every replica (bytes), for the `oom` fault.
     pub memory_limit: Option<u64>,
+    /// Start a `redis-server` (from `PATH`) for the run and point `journal` at it.
+    pub redis_server: bool,
 }
 
 /// One replica process, as long as the fleet lives (stopped ones stay listed for the report).
@@ -91,6 +93,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub struct LocalFleet {
     cfg: LocalConfig,
     mock: ChildProcess,
+    /// The run's own `redis-server`, when the journal is `"redis"`.
+    journal_server: Option<ChildProcess>,
     router: Router,
     router_shutdown: CancellationToken,
     replicas: Mutex<Vec<Arc<Replica>>>,
@@ -102,9 +106,16 @@ pub struct LocalFleet {
 impl LocalFleet {
     /// Start the mock LLM, the router and `cfg.replicas` replicas; return once every replica
     /// passes the router's health check.
-    pub async fn start(cfg: LocalConfig) -> Result<Self, TargetError> {
+    pub async fn start(mut cfg: LocalConfig) -> Result<Self, TargetError> {
         std::fs::create_dir_all(cfg.run_dir.join("logs"))
             .map_err(|e| TargetError::Io(format!("creating {}: {e}", cfg.run_dir.display())))?;
+        let journal_server = if cfg.redis_server {
+            let server = start_redis(&cfg).await?;
+            cfg.journal = format!("redis://{}/0?prefix=dropzero", server.addr);
+            Some(server)
+        } else {
+            None
+        };
         let mut mock_args: Vec<OsString> = vec!["mock-llm".into(), "--port".into(), "0".into()];
         mock_args.extend(cfg.mock_args.iter().cloned());
         let mock = process::spawn(
@@ -115,6 +126,7 @@ impl LocalFleet {
                 log_path: cfg.run_dir.join("logs/mock-llm.log"),
                 memory_limit: None,
                 env: Vec::new(),
+                ready: process::Ready::ListeningLine,
             },
             cfg.ready_timeout,
         )
@@ -128,6 +140,7 @@ impl LocalFleet {
             version: Mutex::new(cfg.version.clone()),
             cfg,
             mock,
+            journal_server,
             router,
             router_shutdown,
             replicas: Mutex::new(Vec::new()),
@@ -190,6 +203,7 @@ impl LocalFleet {
                 log_path: self.cfg.run_dir.join(format!("logs/replica-{id}.log")),
                 memory_limit: self.cfg.memory_limit,
                 env,
+                ready: process::Ready::ListeningLine,
             },
             self.cfg.ready_timeout,
         )
@@ -308,7 +322,59 @@ impl Target for LocalFleet {
             let _ = r.child.wait_timeout(Duration::from_secs(5)).await;
         }
         self.router_shutdown.cancel();
+        if let Some(redis) = &self.journal_server {
+            redis.signal(nix::sys::signal::Signal::SIGKILL);
+            let _ = redis.wait_timeout(Duration::from_secs(5)).await;
+        }
         self.mock.signal(nix::sys::signal::Signal::SIGKILL);
         let _ = self.mock.wait_timeout(Duration::from_secs(5)).await;
     }
+}
+
+/// A `redis-server` for the run's journal: loopback, a free port, append-only file in the run
+/// directory (`everysec`, the usual production setting), no RDB snapshots.
+async fn start_redis(cfg: &LocalConfig) -> Result<ChildProcess, TargetError> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| TargetError::Io(format!("finding a free port for redis-server: {e}")))?
+        .port();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let args: Vec<OsString> = [
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+        "--dir",
+        &cfg.run_dir.display().to_string(),
+    ]
+    .iter()
+    .map(OsString::from)
+    .collect();
+    process::spawn(
+        SpawnSpec {
+            name: "redis-server".into(),
+            exe: "redis-server".into(),
+            args,
+            log_path: cfg.run_dir.join("logs/redis-server.log"),
+            memory_limit: None,
+            env: Vec::new(),
+            ready: process::Ready::Accepts(addr),
+        },
+        cfg.ready_timeout,
+    )
+    .await
+    .map_err(|e| match e {
+        process::ProcessError::Spawn { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            TargetError::Io(
+                "journal = \"redis\" needs redis-server on PATH (Debian: apt-get install redis-server), or give a redis://host:port URL".into(),
+            )
+        }
+        other => other.into(),
+    })
 }

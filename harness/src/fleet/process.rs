@@ -62,6 +62,17 @@ pub struct SpawnSpec {
     pub memory_limit: Option<u64>,
     /// Extra environment variables.
     pub env: Vec<(OsString, OsString)>,
+    /// How to tell the child is ready.
+    pub ready: Ready,
+}
+
+/// How [`spawn`] knows a child is ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ready {
+    /// It prints `{"listening":"addr"}` as its first stdout line (`dropzero` subcommands).
+    ListeningLine,
+    /// It accepts TCP connections on this address (third-party servers, e.g. redis-server).
+    Accepts(SocketAddr),
 }
 
 /// A running child that reported its listening address. A reaper task owns the OS handle
@@ -114,6 +125,29 @@ pub async fn spawn(spec: SpawnSpec, ready_timeout: Duration) -> Result<ChildProc
         });
     };
     let mut lines = BufReader::new(stdout).lines();
+    if let Ready::Accepts(addr) = spec.ready {
+        let accepting = async {
+            while tokio::net::TcpStream::connect(addr).await.is_err() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        let exited = async {
+            let status = child.wait().await;
+            status
+                .map(|s| s.to_string())
+                .unwrap_or_else(|e| e.to_string())
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(ready_timeout) => {
+                return Err(ProcessError::NotReady { name: spec.name, timeout: ready_timeout, log: spec.log_path });
+            }
+            status = exited => {
+                return Err(ProcessError::Exited { name: spec.name, status, log: spec.log_path });
+            }
+            () = accepting => {}
+        }
+        return Ok(supervise(child, lines, spec.name, addr, spec.log_path, pid));
+    }
     let first = tokio::time::timeout(ready_timeout, lines.next_line()).await;
     let line = match first {
         Ok(Ok(Some(line))) => line,
@@ -140,14 +174,23 @@ pub async fn spawn(spec: SpawnSpec, ready_timeout: Duration) -> Result<ChildProc
         name: spec.name.clone(),
         line: line.clone(),
     })?;
+    Ok(supervise(child, lines, spec.name, addr, spec.log_path, pid))
+}
+
+/// Keep draining the child's stdout into its log, and reap it in a task that publishes its
+/// exit status.
+fn supervise(
+    mut child: tokio::process::Child,
+    mut lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    name: String,
+    addr: SocketAddr,
+    log_path: PathBuf,
+    pid: Pid,
+) -> ChildProcess {
     // Keep draining stdout into the log so a chatty child never blocks on a full pipe.
-    let log_path = spec.log_path.clone();
+    let log = log_path.clone();
     tokio::spawn(async move {
-        let Ok(mut file) = tokio::fs::OpenOptions::new()
-            .append(true)
-            .open(&log_path)
-            .await
-        else {
+        let Ok(mut file) = tokio::fs::OpenOptions::new().append(true).open(&log).await else {
             return;
         };
         while let Ok(Some(line)) = lines.next_line().await {
@@ -162,13 +205,13 @@ pub async fn spawn(spec: SpawnSpec, ready_timeout: Duration) -> Result<ChildProc
             tx.send_replace(Some(status));
         }
     });
-    Ok(ChildProcess {
-        name: spec.name,
+    ChildProcess {
+        name,
         addr,
-        log_path: spec.log_path,
+        log_path,
         pid,
         exited,
-    })
+    }
 }
 
 fn parse_listening(line: &str) -> Option<SocketAddr> {

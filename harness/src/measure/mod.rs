@@ -26,6 +26,8 @@ pub struct Histograms {
     pub ttft_sent: Histogram<u64>,
     pub itl: Histogram<u64>,
     pub resume: Histogram<u64>,
+    /// Silence before a takeover `session` event (a dead or departed owner's sessions).
+    pub takeover: Histogram<u64>,
     pub session: Histogram<u64>,
     pub create: Histogram<u64>,
 }
@@ -43,6 +45,7 @@ impl Histograms {
             ttft_sent: h(),
             itl: h(),
             resume: h(),
+            takeover: h(),
             session: h(),
             create: h(),
         }
@@ -54,6 +57,7 @@ impl Histograms {
             (&mut self.ttft_sent, &other.ttft_sent),
             (&mut self.itl, &other.itl),
             (&mut self.resume, &other.resume),
+            (&mut self.takeover, &other.takeover),
             (&mut self.session, &other.session),
             (&mut self.create, &other.create),
         ] {

@@ -41,6 +41,13 @@ impl Observer for Recorder {
             faults.note_resume(latency);
         }
     }
+    fn on_takeover(&mut self, gap: Duration, from: Option<&str>) {
+        self.collector
+            .with_shard(self.key, |h| record(&mut h.takeover, gap));
+        if let Some(faults) = &self.faults {
+            faults.note_takeover(gap, from);
+        }
+    }
     fn on_token(&mut self, n: u64) {
         Counters::add(&self.collector.counters.tokens, n);
     }
@@ -84,6 +91,7 @@ pub struct SessionRecord {
     pub tokens_received: u64,
     pub output_tokens: Option<u64>,
     pub replicas: Vec<String>,
+    pub takeovers: u32,
     pub create_ms: Option<f64>,
     pub ttft_ms: Option<f64>,
     pub duration_s: f64,
@@ -201,6 +209,7 @@ impl Collector {
             tokens_received: outcome.tokens_received,
             output_tokens: outcome.output_tokens,
             replicas: outcome.replicas.clone(),
+            takeovers: outcome.takeovers,
             create_ms: ms(outcome.timings.create),
             ttft_ms: ms(outcome.timings.ttft_from_intended),
             duration_s: outcome.timings.total.as_secs_f64(),

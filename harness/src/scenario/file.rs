@@ -395,19 +395,19 @@ pub fn variant_error(
     }
 }
 
-/// Journal backend: `"memory"`, `"sqlite"` or a `redis://` URL.
+/// Journal backend: `"memory"`, `"sqlite"`, `"redis"` (a server the harness starts) or a
+/// `redis://` URL.
 impl<'de> Deserialize<'de> for Journal {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let s = String::deserialize(deserializer)?;
         match s.as_str() {
             "memory" => Ok(Journal::Memory),
             "sqlite" => Ok(Journal::Sqlite),
-            url if url.starts_with("redis://") || url.starts_with("rediss://") => {
-                Ok(Journal::Redis { url: s })
-            }
+            "redis" => Ok(Journal::Redis { url: None }),
+            url if url.starts_with("redis://") => Ok(Journal::Redis { url: Some(s) }),
             other => Err(D::Error::invalid_value(
                 Unexpected::Str(other),
-                &"\"memory\", \"sqlite\" or a \"redis://host:port\" URL",
+                &"\"memory\", \"sqlite\", \"redis\" (the harness starts redis-server) or a \"redis://host:port\" URL (no TLS: rediss:// is not supported)",
             )),
         }
     }

@@ -7,7 +7,7 @@
 //! `Duration` in a plan is wall-clock time** (`real × time_scale`) and **every arrival rate is
 //! per wall-clock second** (`real ÷ time_scale`), so concurrency and sessions per run are
 //! those of the real-world scenario, only faster. The exception is the LLM: its TTFT, its
-//! inter-token gaps, `tokens_per_second`, and the `ttft_p99`/`itl_p99` gates stay in real
+//! inter-token gaps, `tokens_per_second`, and the latency gates (`ttft_p99`, `itl_p99`, `resume_p99`) stay in real
 //! time, so a compressed session emits proportionally fewer tokens at the real pace. That
 //! keeps measured latencies physically meaningful (a 1 ms "scaled" gap would be harness
 //! noise) and keeps a compressed run affordable on a laptop. [`ScenarioPlan::to_real`]
@@ -110,9 +110,10 @@ pub enum Journal {
     Memory,
     /// One SQLite file shared by the local replicas (the harness picks the path).
     Sqlite,
-    /// Redis Streams at this `redis://` (or `rediss://`) URL.
+    /// Redis Streams at this `redis://` URL, or (`None`) on a `redis-server` the harness
+    /// starts for the run. Keys go under a per-run prefix either way.
     Redis {
-        url: String,
+        url: Option<String>,
     },
 }
 

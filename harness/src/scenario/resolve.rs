@@ -139,7 +139,9 @@ fn gates(raw: RawGates, scale: Scale) -> Checked<Vec<Gate>> {
         v.map(|t| positive(&format!("gates.{name}"), t.0).map(|()| scale.time(t.0)))
             .transpose()
     };
-    // TTFT and ITL are LLM latencies, which are never scaled (see `plan.rs`).
+    // Latency gates are what a client feels, never scaled (see `plan.rs`): TTFT and ITL are
+    // LLM latencies; resume latency is set by mechanisms that do not compress either (lease
+    // polling, reconnect, the first event after a takeover).
     let real_time = |name: &str, v: Option<Dur>| -> Checked<Option<Duration>> {
         v.map(|t| positive(&format!("gates.{name}"), t.0).map(|()| t.0))
             .transpose()
@@ -154,7 +156,7 @@ fn gates(raw: RawGates, scale: Scale) -> Checked<Vec<Gate>> {
         data_loss(raw.content_mismatches).map(Gate::ContentMismatches),
         real_time("ttft_p99", raw.ttft_p99)?.map(Gate::TtftP99),
         real_time("itl_p99", raw.itl_p99)?.map(Gate::ItlP99),
-        time("resume_p99", raw.resume_p99)?.map(Gate::ResumeP99),
+        real_time("resume_p99", raw.resume_p99)?.map(Gate::ResumeP99),
         ratio("wasted_token_ratio", raw.wasted_token_ratio)?.map(Gate::WastedTokenRatio),
         ratio("error_rate", raw.error_rate)?.map(Gate::ErrorRate),
         time("scale_out_reaction", raw.scale_out_reaction)?.map(Gate::ScaleOutReaction),

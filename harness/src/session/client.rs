@@ -63,6 +63,9 @@ pub async fn run_session(
         events_received: 0,
         interrupted_at: None,
         cookies: None,
+        last_event_at: None,
+        takeovers: 0,
+        serving: None,
         timings: Timings::default(),
     };
     session.run().instrument(span).await
@@ -116,6 +119,12 @@ struct Session<'a, O> {
     timings: Timings,
     /// `Cookie` header for this session's requests (load-balancer stickiness).
     cookies: Option<String>,
+    /// When the last event arrived (for the silence before a takeover).
+    last_event_at: Option<Instant>,
+    takeovers: u32,
+    /// The replica serving the current stream (its `x-dropzero-replica` header), which is
+    /// what a broken stream is attributed to; not necessarily the one running the agent.
+    serving: Option<String>,
 }
 
 impl<O: Observer> Session<'_, O> {
@@ -199,6 +208,11 @@ impl<O: Observer> Session<'_, O> {
         if let Some(cookies) = super::create::cookies(resp.headers()) {
             self.cookies = Some(cookies);
         }
+        self.serving = resp
+            .headers()
+            .get("x-dropzero-replica")
+            .and_then(|v| v.to_str().ok())
+            .map(bounded_detail);
         debug!(after = last, "stream open");
 
         let mut body = pin!(resp.bytes_stream());
@@ -239,6 +253,7 @@ impl<O: Observer> Session<'_, O> {
     ) -> Option<DoneStatus> {
         self.events_received += 1;
         self.obs.on_event();
+        let last_event_at = self.last_event_at.replace(now);
         if let Some(at) = self.interrupted_at.take() {
             let latency = now.saturating_duration_since(at);
             self.obs.on_resume(latency);
@@ -264,13 +279,24 @@ impl<O: Observer> Session<'_, O> {
                 None
             }
             Verdict::Accepted(EventKind::Done(status)) => Some(status),
+            Verdict::Accepted(EventKind::Takeover) => {
+                let gap = last_event_at.map_or(std::time::Duration::ZERO, |t| {
+                    now.saturating_duration_since(t)
+                });
+                self.takeovers = self.takeovers.saturating_add(1);
+                self.obs.on_takeover(gap, self.verifier.takeover_from());
+                None
+            }
             Verdict::Accepted(EventKind::Other) | Verdict::Duplicate | Verdict::Malformed => None,
         }
     }
 
     fn interrupted(&mut self, reason: InterruptReason) {
         let at_seq = self.verifier.last_seq();
-        let replica = self.verifier.replica().map(str::to_string);
+        let replica = self
+            .serving
+            .clone()
+            .or_else(|| self.verifier.replica().map(str::to_string));
         warn!(reason = %reason, at_seq, replica = replica.as_deref(), "stream interrupted");
         self.obs.on_interruption(&reason);
         self.interrupted_at.get_or_insert_with(Instant::now);
@@ -321,6 +347,7 @@ impl<O: Observer> Session<'_, O> {
             tokens_received: v.tokens(),
             output_tokens: v.output_tokens(),
             replicas: v.replicas().to_vec(),
+            takeovers: self.takeovers,
             timings: self.timings,
         };
         info!(

@@ -141,6 +141,9 @@ pub trait Observer {
     fn on_interruption(&mut self, _reason: &InterruptReason) {}
     /// Any SSE event was received (duplicates included).
     fn on_event(&mut self) {}
+    /// Another replica took the session over (a `session` event with `takeover`); `gap` is
+    /// the silence the client saw before it: the last event before → the takeover event.
+    fn on_takeover(&mut self, _gap: Duration, _from: Option<&str>) {}
 }
 
 /// An observer that records nothing.

@@ -236,6 +236,8 @@ pub struct SessionOutcome {
     pub output_tokens: Option<u64>,
     /// Distinct replica ids from `session` events, first [`MAX_STORED_REPLICAS`].
     pub replicas: Vec<String>,
+    /// Times another replica took the session over (takeover `session` events).
+    pub takeovers: u32,
     pub timings: Timings,
 }
 

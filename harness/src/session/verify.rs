@@ -29,6 +29,9 @@ pub enum DoneStatus {
 pub enum EventKind {
     Token,
     Done(DoneStatus),
+    /// A `session` event announcing that another replica took the session over (see
+    /// [`Verifier::takeover_from`]).
+    Takeover,
     Other,
 }
 
@@ -51,6 +54,12 @@ struct TokenData {
 #[derive(Deserialize)]
 struct SessionData {
     replica_id: String,
+    takeover: Option<TakeoverData>,
+}
+
+#[derive(Deserialize)]
+struct TakeoverData {
+    from: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -79,6 +88,7 @@ pub struct Verifier {
     replica: Option<String>,
     replicas: Vec<String>,
     output_tokens: Option<u64>,
+    takeover_from: Option<String>,
 }
 
 impl Verifier {
@@ -113,13 +123,22 @@ impl Verifier {
                     EventKind::Token
                 }
             },
-            "session" => {
-                match serde_json::from_str::<SessionData>(&ev.data) {
-                    Ok(s) => self.saw_replica(s.replica_id),
-                    Err(_) => self.malformed += 1,
+            "session" => match serde_json::from_str::<SessionData>(&ev.data) {
+                Ok(s) => {
+                    self.saw_replica(s.replica_id);
+                    match s.takeover {
+                        Some(t) => {
+                            self.takeover_from = t.from;
+                            EventKind::Takeover
+                        }
+                        None => EventKind::Other,
+                    }
                 }
-                EventKind::Other
-            }
+                Err(_) => {
+                    self.malformed += 1;
+                    EventKind::Other
+                }
+            },
             "usage" => {
                 match serde_json::from_str::<UsageData>(&ev.data) {
                     Ok(u) => self.output_tokens = Some(u.output_tokens),
@@ -190,6 +209,11 @@ impl Verifier {
     pub fn content_mismatch(&self) -> bool {
         self.content_mismatch
     }
+    /// The previous owner named by the latest takeover `session` event.
+    pub fn takeover_from(&self) -> Option<&str> {
+        self.takeover_from.as_deref()
+    }
+
     /// The replica named by the latest `session` event.
     pub fn replica(&self) -> Option<&str> {
         self.replica.as_deref()

@@ -163,6 +163,7 @@ fn write_report(r: &Report, out: &mut impl Write) -> io::Result<()> {
         ("TTFT (ms)", &lat.ttft_ms),
         ("ITL (ms)", &lat.itl_ms),
         ("Resume (ms)", &lat.resume_ms),
+        ("Takeover gap (ms)", &lat.takeover_ms),
         ("Session (s)", &lat.session_s),
         ("Create (ms)", &lat.create_ms),
     ]
@@ -418,9 +419,17 @@ fn fault_resume(out: &mut impl Write, faults: &[FaultRecord]) -> io::Result<()> 
     let rows: Vec<_> = faults
         .iter()
         .enumerate()
-        .filter_map(|(i, f)| {
-            let l = f.resume_ms.as_ref()?;
-            Some(latency_row(&format!("{} `{}`", i + 1, cell(&f.action)), l))
+        .flat_map(|(i, f)| {
+            let name = |what: &str| format!("{} `{}` {what}", i + 1, cell(&f.action));
+            let resume = f
+                .resume_ms
+                .as_ref()
+                .map(|l| latency_row(&name("resume"), l));
+            let takeover = f
+                .takeover_ms
+                .as_ref()
+                .map(|l| latency_row(&name("takeover gap"), l));
+            resume.into_iter().chain(takeover)
         })
         .collect();
     if rows.is_empty() {
@@ -428,7 +437,7 @@ fn fault_resume(out: &mut impl Write, faults: &[FaultRecord]) -> io::Result<()> 
     }
     writeln!(
         out,
-        "\n### Resume latency per fault (ms)\n\nInterruption noticed → first event after reconnecting (after a kill: includes the takeover).\n"
+        "\n### Resume and takeover per fault (ms)\n\nResume: a broken stream noticed → first event after reconnecting. Takeover gap: the silence a client saw before another replica took its session over (lease expiry after a crash, or pick-up after a hand-off).\n"
     )?;
     table(
         out,

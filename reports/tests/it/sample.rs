@@ -81,6 +81,7 @@ pub fn report() -> Report {
             ttft_ms: summary(412, 640.0, 1_900.0),
             itl_ms: summary(1_200_000, 33.0, 95.0),
             resume_ms: summary(40, 120.0, 480.0),
+            takeover_ms: summary(3, 600.0, 900.0),
             session_s: summary(405, 9.0, 29.5),
             create_ms: summary(412, 4.0, 18.0),
         },
@@ -111,6 +112,7 @@ pub fn report() -> Report {
                 stop_s: 1.5,
             }],
             resume_ms: Some(summary(41, 150.0, 900.0)),
+            takeover_ms: Some(summary(3, 600.0, 900.0)),
         }],
         replicas: vec![ReplicaRecord {
             id: "r1".into(),

@@ -25,6 +25,13 @@ use crate::state::AppState;
 /// The runtime's router; `run` serves it and tests call it with `oneshot`.
 pub fn app(state: AppState) -> Router {
     let cors = cors(&state.config.cors_origins);
+    // Which replica answered: behind a load balancer, the only way a client (or the harness,
+    // attributing a broken stream to a fault) knows who served a stream.
+    let replica = tower_http::set_header::SetResponseHeaderLayer::overriding(
+        axum::http::HeaderName::from_static("x-dropzero-replica"),
+        HeaderValue::from_str(&state.config.replica_id)
+            .unwrap_or_else(|_| HeaderValue::from_static("invalid-replica-id")),
+    );
     let mut router = Router::new();
     if state.config.fault_endpoints {
         router = router.route("/admin/oom", axum::routing::post(admin::oom));
@@ -41,6 +48,7 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .fallback(|| async { AppError::NoRoute })
         .layer(cors)
+        .layer(replica)
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
                 tracing::info_span!("request", method = %req.method(), path = %req.uri().path())

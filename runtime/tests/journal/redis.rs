@@ -57,7 +57,10 @@ async fn append_must_be_exactly_the_next_seq() {
     // A seq already written is the fence against a stale owner.
     for seq in [2, 1, 0] {
         match journal.append(event(&id, seq)).await {
-            Err(JournalError::SeqTaken { session_id, seq: got }) => {
+            Err(JournalError::SeqTaken {
+                session_id,
+                seq: got,
+            }) => {
                 assert_eq!((session_id.as_str(), got), (id.as_str(), seq))
             }
             other => panic!("seq {seq}: expected SeqTaken, got {other:?}"),
