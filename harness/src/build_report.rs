@@ -119,7 +119,10 @@ pub fn build(i: Inputs<'_>) -> r::Report {
             session_s: summary(&h.session, 1e-6),
             create_ms: summary(&h.create, 1e-3),
         },
-        faults: m.faults.records(plan.llm.price.output_per_mtok),
+        faults: m.faults.records((
+            plan.llm.price.input_per_mtok,
+            plan.llm.price.output_per_mtok,
+        )),
         replicas: replica_records(i.target, m.start),
         timeline: m.timeline.points.clone(),
         errors,
@@ -220,6 +223,7 @@ fn token_totals(
             billed_output: 0,
             delivered,
             wasted: 0,
+            wasted_input: 0,
             wasted_ratio: None,
             cost_usd: 0.0,
             wasted_cost_usd: 0.0,
@@ -237,6 +241,7 @@ fn token_totals(
         .map(|s| (s.session_id.as_str(), s))
         .collect();
     let mut wasted = 0;
+    let mut wasted_input = 0;
     if let Some(per_session) = ledger
         .get("sessions")
         .and_then(serde_json::Value::as_object)
@@ -244,13 +249,20 @@ fn token_totals(
         for (id, entry) in per_session {
             let billed = u(entry, "output_tokens");
             let session = by_id.get(id.as_str());
-            let waste = match session {
-                Some(s) if s.completed => billed.saturating_sub(s.usage_output),
-                _ => billed,
+            let billed_in = u(entry, "input_tokens");
+            let (waste, waste_in) = match session {
+                Some(s) if s.completed => (
+                    billed.saturating_sub(s.usage_output),
+                    s.usage_input
+                        .map_or(0, |used| billed_in.saturating_sub(used)),
+                ),
+                _ => (billed, billed_in),
             };
             wasted += waste;
+            wasted_input += waste_in;
             if let Some(fault) = session.and_then(|s| s.fault) {
-                m.faults.add_waste(crate::faults::FaultId(fault), waste);
+                m.faults
+                    .add_waste(crate::faults::FaultId(fault), waste, waste_in);
             }
         }
     }
@@ -265,7 +277,10 @@ fn token_totals(
             .get("cost_usd")
             .and_then(serde_json::Value::as_f64)
             .unwrap_or(0.0),
-        wasted_cost_usd: wasted as f64 * plan.llm.price.output_per_mtok / 1e6,
+        wasted_cost_usd: (wasted as f64 * plan.llm.price.output_per_mtok
+            + wasted_input as f64 * plan.llm.price.input_per_mtok)
+            / 1e6,
+        wasted_input,
         budget_overshoot_max_tokens: None,
         llm_requests: Some(u(total, "requests")),
         llm_errors: Some(u(total, "errors")),

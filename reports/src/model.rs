@@ -205,6 +205,10 @@ pub struct TokenTotals {
     pub delivered: u64,
     /// Billed output that never became part of a completed session.
     pub wasted: u64,
+    /// Billed input that did not serve a completed session: prompts re-sent after an
+    /// interrupted call, and all input of sessions that did not complete.
+    #[serde(default)]
+    pub wasted_input: u64,
     /// `wasted / billed_output`; `None` when nothing was billed. Use [`TokenTotals::ratio`].
     #[serde(serialize_with = "finite::opt_f64")]
     pub wasted_ratio: Option<f64>,
@@ -292,6 +296,10 @@ pub struct FaultRecord {
     pub dropped: u64,
     /// Wasted output tokens attributed to this fault.
     pub wasted_tokens: u64,
+    /// Input tokens billed again (prompts re-sent after an interrupted call) or for sessions
+    /// that never completed, attributed to this fault. Counted in `wasted_cost_usd`.
+    #[serde(default)]
+    pub wasted_input_tokens: u64,
     #[serde(serialize_with = "finite::f64")]
     pub wasted_cost_usd: f64,
     pub notes: Vec<String>,

@@ -42,6 +42,7 @@ pub struct FaultEntry {
     interrupted: u64,
     dropped: u64,
     wasted_tokens: u64,
+    wasted_input_tokens: u64,
     resume: Histogram<u64>,
     takeover: Histogram<u64>,
 }
@@ -94,6 +95,7 @@ impl FaultLog {
             interrupted: 0,
             dropped: 0,
             wasted_tokens: 0,
+            wasted_input_tokens: 0,
             resume: new_histogram(),
             takeover: new_histogram(),
         });
@@ -164,22 +166,27 @@ impl FaultLog {
         }
     }
 
-    /// A takeover after `gap` of silence (ending now) of a session `from` owned.
+    /// A takeover, now, after `gap` of silence, of a session `from` owned. Attributed by
+    /// when it happened (the silence may have begun before the fault: a quiet session).
     pub fn note_takeover(&self, gap: Duration, from: Option<&str>) {
-        let t = Instant::now().checked_sub(gap).unwrap_or(self.run_start);
         let mut entries = self.lock();
-        if let Some(id) = attribute_in(&entries, self.slack, t, from) {
+        if let Some(id) = attribute_in(&entries, self.slack, Instant::now(), from) {
             let us = u64::try_from(gap.as_micros()).unwrap_or(u64::MAX);
             let _ = entries[id.0].takeover.record(us.max(1));
         }
     }
 
-    pub fn add_waste(&self, id: FaultId, tokens: u64) {
-        self.update(id, |e| e.wasted_tokens += tokens);
+    /// Wasted output and input tokens of one session, attributed to `id`.
+    pub fn add_waste(&self, id: FaultId, output: u64, input: u64) {
+        self.update(id, |e| {
+            e.wasted_tokens += output;
+            e.wasted_input_tokens += input;
+        });
     }
 
     /// The report's fault records, in the order the faults started.
-    pub fn records(&self, output_price_per_mtok: f64) -> Vec<r::FaultRecord> {
+    /// `prices` = (input, output) USD per million tokens.
+    pub fn records(&self, (input_price, output_price): (f64, f64)) -> Vec<r::FaultRecord> {
         let secs = |t: Instant| t.saturating_duration_since(self.run_start).as_secs_f64();
         self.lock()
             .iter()
@@ -192,7 +199,10 @@ impl FaultLog {
                 interrupted: e.interrupted,
                 dropped: e.dropped,
                 wasted_tokens: e.wasted_tokens,
-                wasted_cost_usd: e.wasted_tokens as f64 * output_price_per_mtok / 1e6,
+                wasted_cost_usd: (e.wasted_tokens as f64 * output_price
+                    + e.wasted_input_tokens as f64 * input_price)
+                    / 1e6,
+                wasted_input_tokens: e.wasted_input_tokens,
                 notes: e.notes.clone(),
                 replicas: e.replicas.clone(),
                 started_replicas: e.started_replicas.clone(),
@@ -268,6 +278,7 @@ mod tests {
             content_mismatch: false,
             tokens_received: 0,
             output_tokens: None,
+            input_tokens: None,
             replicas: vec![],
             takeovers: 0,
             timings: Default::default(),
@@ -324,7 +335,7 @@ mod tests {
             vec![cut("r1", t), cut("r2", t), cut("r9", t)],
         );
         assert_eq!(log.note_session(&o, t), Some(deploy));
-        let records = log.records(15.0);
+        let records = log.records((3.0, 15.0));
         assert_eq!((records[0].interrupted, records[0].dropped), (1, 1));
     }
 
@@ -345,6 +356,6 @@ mod tests {
             vec![cut("r1", later)],
         );
         assert_eq!(log.note_session(&o, later), None);
-        assert_eq!(log.records(15.0)[0].dropped, 0);
+        assert_eq!(log.records((3.0, 15.0))[0].dropped, 0);
     }
 }

@@ -68,6 +68,8 @@ pub struct SessionTokens {
     pub completed: bool,
     /// Output tokens the runtime reported in `done.usage` (completed sessions).
     pub usage_output: u64,
+    /// Input tokens it reported, if it did.
+    pub usage_input: Option<u64>,
     /// Token events the client received.
     pub delivered: u64,
     /// Index of the fault its waste is attributed to (see `faults`).
@@ -181,6 +183,7 @@ impl Collector {
                 session_id: id.clone(),
                 completed,
                 usage_output: outcome.output_tokens.unwrap_or(0),
+                usage_input: outcome.input_tokens,
                 delivered: outcome.tokens_received,
                 fault,
             });

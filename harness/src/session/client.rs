@@ -346,6 +346,7 @@ impl<O: Observer> Session<'_, O> {
             content_mismatch: v.content_mismatch(),
             tokens_received: v.tokens(),
             output_tokens: v.output_tokens(),
+            input_tokens: v.input_tokens(),
             replicas: v.replicas().to_vec(),
             takeovers: self.takeovers,
             timings: self.timings,

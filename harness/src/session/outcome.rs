@@ -234,6 +234,8 @@ pub struct SessionOutcome {
     pub tokens_received: u64,
     /// `output_tokens` of the last usage seen (`done.usage`, else the last `usage` event).
     pub output_tokens: Option<u64>,
+    /// `input_tokens` of the same usage, when reported.
+    pub input_tokens: Option<u64>,
     /// Distinct replica ids from `session` events, first [`MAX_STORED_REPLICAS`].
     pub replicas: Vec<String>,
     /// Times another replica took the session over (takeover `session` events).

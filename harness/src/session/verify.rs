@@ -65,6 +65,8 @@ struct TakeoverData {
 #[derive(Deserialize)]
 struct UsageData {
     output_tokens: u64,
+    #[serde(default)]
+    input_tokens: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -88,6 +90,7 @@ pub struct Verifier {
     replica: Option<String>,
     replicas: Vec<String>,
     output_tokens: Option<u64>,
+    input_tokens: Option<u64>,
     takeover_from: Option<String>,
 }
 
@@ -141,7 +144,11 @@ impl Verifier {
             },
             "usage" => {
                 match serde_json::from_str::<UsageData>(&ev.data) {
-                    Ok(u) => self.output_tokens = Some(u.output_tokens),
+                    Ok(u) => {
+                        self.output_tokens = Some(u.output_tokens);
+                        self.input_tokens = u.input_tokens.or(self.input_tokens);
+                        self.input_tokens = u.input_tokens.or(self.input_tokens);
+                    }
                     Err(_) => self.malformed += 1,
                 }
                 EventKind::Other
@@ -223,6 +230,11 @@ impl Verifier {
     }
     pub fn output_tokens(&self) -> Option<u64> {
         self.output_tokens
+    }
+
+    /// `input_tokens` of the last usage seen, when the target reports it.
+    pub fn input_tokens(&self) -> Option<u64> {
+        self.input_tokens
     }
 }
 

@@ -53,7 +53,7 @@ fn markdown_puts_the_verdict_and_gate_table_first() {
     .collect();
     assert!(order.is_sorted(), "sections out of order:\n{md}");
     assert!(
-        md.contains("| `deploy` | 18 s | 18.01 s | 41.70 s | 41 | 1 | 9216 | $0.1382 |"),
+        md.contains("| `deploy` | 18 s | 18.01 s | 41.70 s | 41 | 1 | 9216 / 12000 | $0.1382 |"),
         "{md}"
     );
     assert!(md.contains("- drops at 21 s (1)"), "{md}");
@@ -144,4 +144,16 @@ fn all_passed_follows_the_gates() {
     report.sessions.dropped = 0;
     report.gates = evaluate(&[GateSpec::DroppedSessions { max: 0 }], &report);
     assert!(all_passed(&report));
+}
+
+#[test]
+fn markdown_has_the_drain_account_and_per_fault_takeovers() {
+    let md = markdown(&sample::report());
+    assert!(md.contains("### Drain account"), "{md}");
+    assert!(
+        md.contains("| 1 `deploy` | `r1` (v1) | deploy | 4.20 s | 12 | 9 | 3 | 0 | no | exit 0 |"),
+        "{md}"
+    );
+    assert!(md.contains("1 `deploy` takeover gap"), "{md}");
+    assert!(md.contains("| `r1` | v1 | 0 s | 30 s | exit 0 |"), "{md}");
 }
