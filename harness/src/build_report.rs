@@ -50,6 +50,10 @@ pub fn build(i: Inputs<'_>) -> r::Report {
         Ok(g) => *g,
         Err(p) => *p.into_inner(),
     };
+    tokens.budget_overshoot_max_usd = match m.collector.budget_overshoot_max_usd.lock() {
+        Ok(g) => *g,
+        Err(p) => *p.into_inner(),
+    };
     let (model, peak_users, peak_rate) = match &plan.load {
         scenario::LoadPlan::Closed(cl) => (
             "closed",
@@ -228,6 +232,7 @@ fn token_totals(
             cost_usd: 0.0,
             wasted_cost_usd: 0.0,
             budget_overshoot_max_tokens: None,
+            budget_overshoot_max_usd: None,
             llm_requests: None,
             llm_errors: None,
             llm_cut_responses: None,
@@ -282,6 +287,7 @@ fn token_totals(
             / 1e6,
         wasted_input,
         budget_overshoot_max_tokens: None,
+        budget_overshoot_max_usd: None,
         llm_requests: Some(u(total, "requests")),
         llm_errors: Some(u(total, "errors")),
         llm_cut_responses: Some(u(total, "cut_responses")),

@@ -220,6 +220,9 @@ pub struct TokenTotals {
     /// ended `budget_exceeded` (`None` when none did or no budget was set).
     #[serde(default)]
     pub budget_overshoot_max_tokens: Option<u64>,
+    /// The same past a `max_cost_usd` budget, in USD.
+    #[serde(default, serialize_with = "finite::opt_f64")]
+    pub budget_overshoot_max_usd: Option<f64>,
     /// LLM calls from the provider's ledger: all, refused or failed (429/529/5xx), and
     /// responses cut mid-stream. `None` without a ledger.
     #[serde(default)]

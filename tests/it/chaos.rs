@@ -80,3 +80,134 @@ fn naive_kill_drops_the_killed_replicas_sessions_and_fails() {
     // The service scheduler's replacement.
     assert_eq!(fault["started_replicas"].as_array().map(Vec::len), Some(1));
 }
+
+/// Resilient runs must lose nothing: exit 0, no drop, no lost or duplicated event, every
+/// digest matching.
+fn assert_lossless(code: Option<i32>, report: &Value, log: &str) {
+    assert_eq!(code, Some(0), "{log}");
+    let s = &report["sessions"];
+    assert_eq!(u(&s["dropped"]), 0, "sessions: {s}");
+    assert!(u(&s["completed"]) > 0, "sessions: {s}");
+    let e = &report["events"];
+    assert_eq!(
+        (
+            u(&e["lost"]),
+            u(&e["duplicated"]),
+            u(&e["content_mismatches"])
+        ),
+        (0, 0, 0),
+        "events: {e}"
+    );
+}
+
+#[test]
+fn resilient_rolling_deploy_hands_sessions_off_and_loses_nothing() {
+    let (code, report, log) = run_shipped("rolling-deploy", 20, &[]);
+    assert_lossless(code, &report, &log);
+    let fault = only_fault(&report, "deploy");
+    let stops = fault["stops"].as_array().expect("stops");
+    assert_eq!(stops.len(), 3, "{fault}");
+    for stop in stops {
+        // Every session in flight at SIGTERM either finished or was handed off; none cut.
+        assert_eq!(u(&stop["severed"]), 0, "{stop}");
+        assert_eq!(
+            u(&stop["finished_during_drain"]) + u(&stop["handed_off"]),
+            u(&stop["in_flight_at_signal"]),
+            "{stop}"
+        );
+        assert_eq!(stop["exit"], "exit 0", "{stop}");
+        assert_eq!(stop["sigkill"], false, "{stop}");
+    }
+    let handed_off: u64 = stops.iter().map(|s| u(&s["handed_off"])).sum();
+    if handed_off > 0 {
+        // Handed-off sessions were picked up by a new replica and their clients saw it.
+        assert!(
+            fault["takeover_ms"]["count"].as_u64().unwrap_or(0) > 0,
+            "{fault}"
+        );
+    }
+}
+
+/// A kill -9 loses only what was generated and not yet journaled: with prefill continuation
+/// that is at most a few tokens per LLM call running at the kill (the runtime's own test
+/// bounds it at 11 per running step); the prompts of the interrupted calls are billed again.
+fn assert_kill_survived(code: Option<i32>, report: &Value, log: &str) {
+    assert_lossless(code, report, log);
+    let fault = only_fault(report, "kill");
+    let stop = &fault["stops"][0];
+    assert_eq!(stop["exit"], "signal 9 (SIGKILL)", "{fault}");
+    let in_flight = u(&stop["in_flight_at_signal"]);
+    assert!(
+        in_flight > 0,
+        "the kill must hit sessions to prove anything: {fault}"
+    );
+    // Every session the dead replica ran was taken over by another one, after its lease.
+    let takeovers = &fault["takeover_ms"];
+    assert_eq!(u(&takeovers["count"]), in_flight, "{fault}");
+    // Steps run at most 4 in parallel per session in the mock's plans.
+    let bound = in_flight * 4 * 11;
+    assert!(
+        u(&fault["wasted_tokens"]) <= bound,
+        "wasted output {} > {bound}: {fault}",
+        fault["wasted_tokens"]
+    );
+    assert!(
+        u(&report["tokens"]["wasted_input"]) > 0,
+        "interrupted calls' prompts are billed twice: {}",
+        report["tokens"]
+    );
+}
+
+#[test]
+fn resilient_kill_9_is_taken_over_on_sqlite() {
+    let (code, report, log) = run_shipped("task-kill", 20, &[]);
+    assert_eq!(report["target"]["journal"], "sqlite");
+    assert_kill_survived(code, &report, &log);
+}
+
+#[test]
+fn resilient_kill_9_is_taken_over_on_redis() {
+    let (code, report, log) = run_shipped("task-kill", 20, &["--set", "target.journal=\"redis\""]);
+    assert_eq!(report["target"]["journal"], "redis", "{log}");
+    assert_kill_survived(code, &report, &log);
+}
+
+#[test]
+fn oom_kills_the_replica_for_real_and_its_sessions_survive() {
+    let (code, report, log) = run_shipped("oom", 20, &[]);
+    assert_lossless(code, &report, &log);
+    let fault = only_fault(&report, "oom");
+    let stop = &fault["stops"][0];
+    // Aborted by the allocator under RLIMIT_AS, not killed by the harness.
+    assert_eq!(stop["exit"], "signal 6 (SIGABRT)", "{fault}");
+    assert_eq!(stop["sigkill"], false, "{fault}");
+}
+
+#[test]
+fn an_llm_brownout_causes_retries_not_drops() {
+    let (code, report, log) = run_shipped("llm-brownout", 20, &[]);
+    assert_lossless(code, &report, &log);
+    only_fault(&report, "llm_brownout");
+    let t = &report["tokens"];
+    assert!(
+        u(&t["llm_errors"]) + u(&t["llm_cut_responses"]) > 0,
+        "the brownout must have hit calls: {t}"
+    );
+}
+
+#[test]
+fn runaway_agents_end_at_their_budget() {
+    let (code, report, log) = run_shipped("runaway-agent", 20, &[]);
+    assert_lossless(code, &report, &log);
+    assert!(
+        u(&report["sessions"]["budget_exceeded"]) > 0,
+        "{}",
+        report["sessions"]
+    );
+    // The last call of a runaway near $0.05 re-sends a conversation of a few thousand
+    // tokens: about a cent, 20% of the budget. More means the budget was not checked per call.
+    let over = report["tokens"]["budget_overshoot_max_usd"]
+        .as_f64()
+        .expect("overshoot measured");
+    assert!(over <= 0.01, "overshoot ${over}: {}", report["tokens"]);
+}

@@ -279,6 +279,7 @@ mod tests {
             tokens_received: 0,
             output_tokens: None,
             input_tokens: None,
+            cost_micro_usd: None,
             replicas: vec![],
             takeovers: 0,
             timings: Default::default(),

@@ -114,6 +114,8 @@ pub struct Collector {
     pub session_tokens: Mutex<Vec<recorder::SessionTokens>>,
     /// Largest overshoot past `max_output_tokens` of a `budget_exceeded` session.
     pub budget_overshoot_max: Mutex<Option<u64>>,
+    /// Largest overshoot past `max_cost_usd` of a `budget_exceeded` session.
+    pub budget_overshoot_max_usd: Mutex<Option<f64>>,
 }
 
 impl Default for Collector {
@@ -125,6 +127,7 @@ impl Default for Collector {
             interruption_reasons: Mutex::default(),
             session_tokens: Mutex::default(),
             budget_overshoot_max: Mutex::default(),
+            budget_overshoot_max_usd: Mutex::default(),
         }
     }
 }

@@ -165,6 +165,22 @@ impl Collector {
             };
             *max = Some(max.unwrap_or(0).max(overshoot));
         }
+        if matches!(outcome.class, SessionClass::BudgetExceeded)
+            && let (Some(cost), Some(limit)) = (
+                outcome.cost_micro_usd.map(|c| c as f64 / 1e6),
+                plan.budget
+                    .as_ref()
+                    .and_then(|b| b.get("max_cost_usd"))
+                    .and_then(serde_json::Value::as_f64),
+            )
+        {
+            let overshoot = (cost - limit).max(0.0);
+            let mut max = match self.budget_overshoot_max_usd.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            *max = Some(max.unwrap_or(0.0).max(overshoot));
+        }
         if !matches!(outcome.class, SessionClass::NotStarted(_)) {
             self.with_shard(plan.index, |h| {
                 record(&mut h.session, outcome.timings.total)

@@ -347,6 +347,7 @@ impl<O: Observer> Session<'_, O> {
             tokens_received: v.tokens(),
             output_tokens: v.output_tokens(),
             input_tokens: v.input_tokens(),
+            cost_micro_usd: v.cost_usd().map(|c| (c.max(0.0) * 1e6).round() as u64),
             replicas: v.replicas().to_vec(),
             takeovers: self.takeovers,
             timings: self.timings,

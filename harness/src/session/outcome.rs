@@ -236,6 +236,9 @@ pub struct SessionOutcome {
     pub output_tokens: Option<u64>,
     /// `input_tokens` of the same usage, when reported.
     pub input_tokens: Option<u64>,
+    /// `cost_usd` of the same usage in micro-dollars, when reported (an integer, so the
+    /// outcome stays `Eq`).
+    pub cost_micro_usd: Option<u64>,
     /// Distinct replica ids from `session` events, first [`MAX_STORED_REPLICAS`].
     pub replicas: Vec<String>,
     /// Times another replica took the session over (takeover `session` events).

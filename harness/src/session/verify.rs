@@ -67,6 +67,8 @@ struct UsageData {
     output_tokens: u64,
     #[serde(default)]
     input_tokens: Option<u64>,
+    #[serde(default)]
+    cost_usd: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -91,6 +93,7 @@ pub struct Verifier {
     replicas: Vec<String>,
     output_tokens: Option<u64>,
     input_tokens: Option<u64>,
+    cost_usd: Option<f64>,
     takeover_from: Option<String>,
 }
 
@@ -147,7 +150,10 @@ impl Verifier {
                     Ok(u) => {
                         self.output_tokens = Some(u.output_tokens);
                         self.input_tokens = u.input_tokens.or(self.input_tokens);
+                        self.cost_usd = u.cost_usd.or(self.cost_usd);
+                        self.cost_usd = u.cost_usd.or(self.cost_usd);
                         self.input_tokens = u.input_tokens.or(self.input_tokens);
+                        self.cost_usd = u.cost_usd.or(self.cost_usd);
                     }
                     Err(_) => self.malformed += 1,
                 }
@@ -230,6 +236,11 @@ impl Verifier {
     }
     pub fn output_tokens(&self) -> Option<u64> {
         self.output_tokens
+    }
+
+    /// `cost_usd` of the last usage seen, when the target reports it.
+    pub fn cost_usd(&self) -> Option<f64> {
+        self.cost_usd
     }
 
     /// `input_tokens` of the last usage seen, when the target reports it.

@@ -152,6 +152,13 @@ fn write_report(r: &Report, out: &mut impl Write) -> io::Result<()> {
             k.llm_cut_responses.unwrap_or(0)
         )?;
     }
+    if let Some(over) = k.budget_overshoot_max_usd {
+        writeln!(
+            out,
+            "\nLargest overshoot past a session's cost budget: {}.",
+            usd(over)
+        )?;
+    }
     if let Some(over) = k.budget_overshoot_max_tokens {
         writeln!(
             out,

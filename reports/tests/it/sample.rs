@@ -74,6 +74,7 @@ pub fn report() -> Report {
             cost_usd: 24.036_3,
             wasted_cost_usd: 0.138_24,
             budget_overshoot_max_tokens: Some(310),
+            budget_overshoot_max_usd: Some(0.004),
             llm_requests: Some(2_400),
             llm_errors: Some(12),
             llm_cut_responses: Some(3),
