@@ -141,9 +141,13 @@ fn assert_kill_survived(code: Option<i32>, report: &Value, log: &str) {
         in_flight > 0,
         "the kill must hit sessions to prove anything: {fault}"
     );
-    // Every session the dead replica ran was taken over by another one, after its lease.
-    let takeovers = &fault["takeover_ms"];
-    assert_eq!(u(&takeovers["count"]), in_flight, "{fault}");
+    // The dead replica's sessions were taken over by others once their leases expired (a
+    // session may have ended between the /metrics scrape and the kill, hence not equality).
+    let takeovers = u(&fault["takeover_ms"]["count"]);
+    assert!(
+        (1..=in_flight).contains(&takeovers),
+        "{takeovers} takeovers for {in_flight} in flight: {fault}"
+    );
     // Steps run at most 4 in parallel per session in the mock's plans.
     let bound = in_flight * 4 * 11;
     assert!(

@@ -73,6 +73,9 @@ pub async fn stop_replica(fleet: &LocalFleet, replica: &Replica, how: How) -> r:
         Some(s) => (Some(s.finished), Some(s.handed_off)),
         None => (None, None),
     };
+    // The replica's own count at SIGTERM is exact; the scrape just before is the fallback
+    // (a replica killed without a summary).
+    let in_flight = summary.and_then(|s| s.in_flight).or(in_flight);
     let severed =
         in_flight.map(|n| n.saturating_sub(finished.unwrap_or(0) + handed_off.unwrap_or(0)));
     tracing::info!(
@@ -146,6 +149,7 @@ pub fn metric(text: &str, name: &str) -> Option<f64> {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct DrainSummary {
+    in_flight: Option<u64>,
     finished: u64,
     handed_off: u64,
 }
@@ -163,6 +167,9 @@ fn parse_summary(line: &str) -> Option<DrainSummary> {
     let v: serde_json::Value = serde_json::from_str(line).ok()?;
     let fields = v.get("fields").unwrap_or(&v);
     Some(DrainSummary {
+        in_flight: fields
+            .get("in_flight_at_sigterm")
+            .and_then(serde_json::Value::as_u64),
         finished: fields.get("finished_during_drain")?.as_u64()?,
         handed_off: fields.get("handed_off")?.as_u64()?,
     })
@@ -185,6 +192,7 @@ mod tests {
         assert_eq!(
             parse_summary(line),
             Some(DrainSummary {
+                in_flight: Some(5),
                 finished: 3,
                 handed_off: 2
             })
