@@ -28,7 +28,8 @@ pub struct Drain {
     pub in_flight_at_start: AtomicU64,
     /// Sessions that reached `done` here while draining.
     pub finished_during_drain: AtomicU64,
-    /// Sessions released at the drain deadline.
+    /// Sessions released at the drain deadline, or taken over by another replica while
+    /// draining.
     pub handed_off: AtomicU64,
 }
 

@@ -315,6 +315,11 @@ impl AppState {
                     .finished_during_drain
                     .fetch_add(1, Ordering::SeqCst);
             }
+            // Moved to another replica during the drain (it claimed the lease first): for the
+            // drain account that is a hand-off too, not a severed session.
+            Outcome::Superseded | Outcome::LeaseLost if self.drain.is_draining() => {
+                self.drain.handed_off.fetch_add(1, Ordering::SeqCst);
+            }
             _ => {}
         }
     }

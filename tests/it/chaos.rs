@@ -215,3 +215,40 @@ fn runaway_agents_end_at_their_budget() {
         .expect("overshoot measured");
     assert!(over <= 0.01, "overshoot ${over}: {}", report["tokens"]);
 }
+
+#[test]
+fn a_command_hook_runs_with_the_target_url_and_its_outcome_is_reported() {
+    let _fleet = one_fleet_at_a_time();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scenario = super::support::small_scenario(dir.path(), "resilient", "sqlite", "");
+    let mut text = std::fs::read_to_string(&scenario).expect("read");
+    // The [[faults]] table must come after [gates]'s keys: append at the end.
+    text.push_str(
+        "\n[[faults]]\nat = \"1m\"\naction = \"command\"\nrun = \"curl -s $DROPZERO_TARGET_URL/healthz >/dev/null 2>&1; echo hook saw $DROPZERO_TARGET_URL; exit 3\"\ntimeout = \"5m\"\n",
+    );
+    std::fs::write(&scenario, text).expect("write");
+    let (code, report, log) = run_scenario(&scenario, &dir.path().join("out"), &[]);
+    assert_eq!(
+        code,
+        Some(0),
+        "a failed hook is reported, not a gate: {log}"
+    );
+    let fault = only_fault(&report, "command");
+    let notes: Vec<&str> = fault["notes"]
+        .as_array()
+        .expect("notes")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(notes.contains(&"hook exit 3"), "{notes:?}");
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.starts_with("stdout: hook saw http://127.0.0.1:")),
+        "{notes:?}"
+    );
+    assert!(
+        notes.contains(&"did not complete: hook exit 3"),
+        "{notes:?}"
+    );
+}

@@ -94,7 +94,7 @@ pub struct LocalTarget {
     /// A real memory limit per replica; required by `oom` faults.
     pub memory_limit_mb: Option<u64>,
     /// The runtime's session lease: a crashed replica's sessions are taken over this long
-    /// after its last heartbeat (time-scaled, at least 500 ms).
+    /// after its last heartbeat (time-scaled, at least 1 s).
     pub lease_ttl: Duration,
 }
 

@@ -61,7 +61,7 @@ fn write_report(r: &Report, out: &mut impl Write) -> io::Result<()> {
         cell(&l.model),
         num(l.duration_s),
         r.scenario.seed,
-        num(r.scenario.time_scale),
+        r.scenario.time_scale,
         cell(&r.started_at),
         cell(&r.finished_at),
         cell(&r.tool_version),
