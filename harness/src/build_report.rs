@@ -128,6 +128,10 @@ pub fn build(i: Inputs<'_>) -> r::Report {
             plan.llm.price.output_per_mtok,
         )),
         replicas: replica_records(i.target, m.start),
+        autoscaling: m
+            .autoscale
+            .as_ref()
+            .map(|log| autoscaling_report(plan, log, &m.timeline.points)),
         timeline: m.timeline.points.clone(),
         errors,
     };
@@ -169,7 +173,8 @@ fn gate_spec(g: &scenario::Gate) -> Option<r::GateSpec> {
         G::ErrorRate(f) => r::GateSpec::ErrorRate {
             max: r::Fraction::new(*f).ok()?,
         },
-        G::ScaleOutReaction(_) | G::SloRecovery(_) => return None,
+        G::ScaleOutReaction(d) => r::GateSpec::ScaleOutReaction { max: *d },
+        G::SloRecovery(d) => r::GateSpec::SloRecovery { max: *d },
     })
 }
 
@@ -292,6 +297,59 @@ fn token_totals(
         llm_errors: Some(u(total, "errors")),
         llm_cut_responses: Some(u(total, "cut_responses")),
     }
+}
+
+/// The autoscaler's record, completed from the timeline: per reaction the SLO recovery and
+/// the seconds over the SLO while capacity was not ready; task-seconds over and under
+/// `ceil(active sessions / target)`.
+fn autoscaling_report(
+    plan: &ScenarioPlan,
+    log: &crate::autoscale::AutoscaleLog,
+    points: &[r::TimelinePoint],
+) -> r::AutoscalingReport {
+    let mut report = log.report();
+    let gate = |want: fn(&scenario::Gate) -> Option<std::time::Duration>| {
+        plan.gates
+            .iter()
+            .find_map(want)
+            .map(|d| d.as_secs_f64() * 1e3)
+    };
+    let ttft_gate = gate(|g| match g {
+        scenario::Gate::TtftP99(d) => Some(*d),
+        _ => None,
+    });
+    let itl_gate = gate(|g| match g {
+        scenario::Gate::ItlP99(d) => Some(*d),
+        _ => None,
+    });
+    let over = |p: &r::TimelinePoint| {
+        let bad = |v: Option<f64>, g: Option<f64>| matches!((v, g), (Some(v), Some(g)) if v > g);
+        bad(p.ttft_p99_ms, ttft_gate) || bad(p.itl_p99_ms, itl_gate)
+    };
+    const HOLD: usize = 5;
+    for reaction in &mut report.reactions {
+        let after: Vec<&r::TimelinePoint> =
+            points.iter().filter(|p| p.t_s >= reaction.breach_s).collect();
+        if ttft_gate.is_some() || itl_gate.is_some() {
+            reaction.slo_recovered_s = (0..after.len())
+                .find(|&i| after[i..].iter().take(HOLD).all(|p| !over(p)))
+                .map(|i| after[i].t_s);
+        }
+        let lag_end = reaction.ready_s.unwrap_or(f64::INFINITY);
+        reaction.seconds_over_slo_during_lag =
+            after.iter().filter(|p| p.t_s <= lag_end && over(p)).count() as u64;
+    }
+    let target = plan.autoscaling.map_or(1.0, |a| a.target_value);
+    for p in points {
+        let (Some(running), Some(_)) = (p.running_tasks, p.desired_tasks) else {
+            continue;
+        };
+        let needed = ((p.active_sessions as f64 / target).ceil()).max(1.0);
+        let running = f64::from(running);
+        report.task_seconds_over += (running - needed).max(0.0);
+        report.task_seconds_under += (needed - running).max(0.0);
+    }
+    report
 }
 
 /// Every replica a local target ran, with its version and how it ended.

@@ -18,6 +18,7 @@
 //! - [`measure`]: the collector (sharded HdrHistograms, counters) and the 1 s timeline.
 //! - [`progress`]: live progress on stderr.
 
+pub mod autoscale;
 pub mod build_report;
 pub mod cli;
 pub mod faults;

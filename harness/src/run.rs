@@ -77,6 +77,7 @@ pub async fn run(opts: RunOptions, interrupt: CancellationToken) -> anyhow::Resu
 pub struct Measured {
     pub collector: Arc<Collector>,
     pub faults: Arc<FaultLog>,
+    pub autoscale: Option<Arc<crate::autoscale::AutoscaleLog>>,
     /// When the load started (time zero of the report).
     pub start: Instant,
     pub timeline: Timeline,
@@ -157,6 +158,24 @@ async fn drive(
     };
     tokio::pin!(load_task);
     let faults_done = interrupt.child_token();
+    let autoscale = match (&plan.autoscaling, target.as_ref()) {
+        (Some(a), target_setup::AnyTarget::Local(fleet)) => Some(Arc::new(
+            crate::autoscale::AutoscaleLog::new(
+                *a,
+                plan.time_scale,
+                start,
+                u32::try_from(fleet.live_replicas().len()).unwrap_or(1),
+            ),
+        )),
+        _ => None,
+    };
+    let autoscale_task = autoscale.clone().map(|log| {
+        tokio::spawn(crate::autoscale::run(
+            target.clone(),
+            log,
+            faults_done.clone(),
+        ))
+    });
     let fault_task = tokio::spawn(crate::faults::driver::run(
         plan.faults.clone(),
         FaultCtx::new(plan, target.clone(), faults.clone()),
@@ -189,14 +208,36 @@ async fn drive(
                     ));
                     hard_stop.cancel();
                 }
-                let point = timeline.sample(&collector.counters, &target.replicas());
-                progress.update(elapsed, &collector.counters, point);
+                let replicas = target.replicas();
+                timeline.sample(&collector.counters, &replicas);
+                let (ttft, itl) = match collector.window.lock() {
+                    Ok(mut w) => w.take_p99_ms(),
+                    Err(p) => p.into_inner().take_p99_ms(),
+                };
+                if let Some(point) = timeline.points.last_mut() {
+                    point.ttft_p99_ms = ttft;
+                    point.itl_p99_ms = itl;
+                    if let Some(log) = &autoscale {
+                        point.desired_tasks = Some(log.desired());
+                        point.running_tasks = Some(
+                            replicas
+                                .iter()
+                                .filter(|r| r.state != crate::fleet::ReplicaState::Stopped)
+                                .count() as u32,
+                        );
+                        point.scaling_metric = log.metric_now();
+                    }
+                    progress.update(elapsed, &collector.counters, point);
+                }
             }
         }
     };
     progress.finish(&collector.counters);
     faults_done.cancel();
     let _ = fault_task.await;
+    if let Some(task) = autoscale_task {
+        let _ = task.await;
+    }
     records_tx_guard(records_task).await;
     if interrupt.is_cancelled() {
         errors.push("run interrupted (Ctrl-C): results cover the part that ran".into());
@@ -204,6 +245,7 @@ async fn drive(
     Ok(Measured {
         collector,
         faults,
+        autoscale,
         start,
         timeline,
         load: summary,

@@ -47,6 +47,12 @@ pub enum GateSpec {
     WastedTokenRatio { max: Fraction },
     /// `(failed + dropped) / started` at most `max`; fails when nothing started.
     ErrorRate { max: Fraction },
+    /// Slowest scale-out reaction, breach → capacity ready, at most `max` (wall clock);
+    /// fails when a scale-out never got ready, passes with no scale-out.
+    ScaleOutReaction { max: Duration },
+    /// Slowest breach → SLO recovery at most `max` (wall clock); fails when the SLO never
+    /// recovered after a breach.
+    SloRecovery { max: Duration },
 }
 
 /// A number from 0.0 to 1.0, checked once when the scenario is validated so that a NaN or a
@@ -83,6 +89,8 @@ impl GateSpec {
             GateSpec::ResumeP99 { .. } => "resume_p99",
             GateSpec::WastedTokenRatio { .. } => "wasted_token_ratio",
             GateSpec::ErrorRate { .. } => "error_rate",
+            GateSpec::ScaleOutReaction { .. } => "scale_out_reaction",
+            GateSpec::SloRecovery { .. } => "slo_recovery",
         }
     }
 
@@ -101,6 +109,8 @@ impl GateSpec {
             GateSpec::TtftP99 { .. } => 8,
             GateSpec::ItlP99 { .. } => 9,
             GateSpec::ResumeP99 { .. } => 10,
+            GateSpec::ScaleOutReaction { .. } => 11,
+            GateSpec::SloRecovery { .. } => 12,
         }
     }
 }
@@ -180,6 +190,62 @@ fn evaluate_one(spec: &GateSpec, report: &Report) -> GateResult {
             "of started sessions failed or dropped",
             "no session started",
         ),
+        GateSpec::ScaleOutReaction { max } => slowest_reaction(
+            name,
+            report,
+            *max,
+            "scale-out reaction (breach → capacity ready)",
+            |r| r.ready_s.map(|x| x - r.breach_s),
+        ),
+        GateSpec::SloRecovery { max } => slowest_reaction(
+            name,
+            report,
+            *max,
+            "SLO recovery (breach → TTFT and ITL p99 back within their gates)",
+            |r| r.slo_recovered_s.map(|x| x - r.breach_s),
+        ),
+    }
+}
+
+/// The slowest of the autoscaler's reactions by `measure` (seconds), against `max`.
+fn slowest_reaction(
+    name: &str,
+    report: &Report,
+    max: Duration,
+    what: &str,
+    measure: impl Fn(&crate::model::ScaleReaction) -> Option<f64>,
+) -> GateResult {
+    let threshold = millis(max);
+    let reactions = report
+        .autoscaling
+        .as_ref()
+        .map_or(&[][..], |a| a.reactions.as_slice());
+    let (observed, passed, message) = if reactions.is_empty() {
+        (None, true, format!("no scale-out happened; no {what} to judge"))
+    } else if let Some(worst) = reactions
+        .iter()
+        .map(|r| measure(r).map(|s| s * 1000.0))
+        .try_fold(0.0f64, |acc, v| v.map(|v| acc.max(v)))
+    {
+        let verdict = if worst <= threshold { "within" } else { "over" };
+        (
+            Some(worst),
+            worst <= threshold,
+            format!(
+                "slowest {what}: {worst:.0} ms over {} scale-outs, {verdict} the {threshold:.0} ms limit (wall clock)",
+                reactions.len()
+            ),
+        )
+    } else {
+        (None, false, format!("a scale-out never completed its {what}"))
+    };
+    GateResult {
+        name: name.into(),
+        threshold,
+        observed,
+        passed,
+        unit: "ms".into(),
+        message,
     }
 }
 

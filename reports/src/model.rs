@@ -80,6 +80,9 @@ pub struct Report {
     /// Every replica the target ran, with its version (local targets).
     #[serde(default)]
     pub replicas: Vec<ReplicaRecord>,
+    /// The emulated target-tracking autoscaler, when the scenario enables it.
+    #[serde(default)]
+    pub autoscaling: Option<AutoscalingReport>,
     /// One point per second of the run.
     pub timeline: Vec<TimelinePoint>,
     /// Harness-side warnings that did not stop the run (a scrape failed, a child was slow to
@@ -385,6 +388,77 @@ pub struct TimelinePoint {
     /// Autoscaling view (ECS desired / running count); `None` for targets without one.
     pub desired_tasks: Option<u32>,
     pub running_tasks: Option<u32>,
+    /// The autoscaling metric (average active sessions per task) over the last second.
+    #[serde(default, serialize_with = "finite::opt_f64")]
+    pub scaling_metric: Option<f64>,
+    /// TTFT and ITL p99 of the samples of this second (for SLO recovery).
+    #[serde(default, serialize_with = "finite::opt_f64")]
+    pub ttft_p99_ms: Option<f64>,
+    #[serde(default, serialize_with = "finite::opt_f64")]
+    pub itl_p99_ms: Option<f64>,
+}
+
+/// What the emulated Application Auto Scaling target-tracking policy did. Times are wall
+/// seconds since the run started; divide by the scenario's `time_scale` for real-world time.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AutoscalingReport {
+    /// `active_sessions`: average active sessions per task, from each replica's `/metrics`.
+    pub metric: String,
+    #[serde(serialize_with = "finite::f64")]
+    pub target_value: f64,
+    pub min: u32,
+    pub max: u32,
+    /// Wall seconds per one-minute datapoint (60 s × time_scale).
+    #[serde(serialize_with = "finite::f64")]
+    pub datapoint_s: f64,
+    pub decisions: Vec<ScalingDecision>,
+    /// One per scale-out: breach → decision → capacity ready → SLO recovered.
+    pub reactions: Vec<ScaleReaction>,
+    /// Replicas stopped by scale-in.
+    pub scale_ins: u64,
+    /// Times a scale-in wanted to stop a replica but every candidate was protected (it runs
+    /// sessions and raised ECS scale-in protection).
+    pub scale_ins_blocked_by_protection: u64,
+    /// Sessions in flight on replicas that scale-in stopped and that were not handed off or
+    /// finished (severed).
+    pub scale_in_cut_sessions: u64,
+    /// Task-seconds (wall) above / below `ceil(active sessions / target)`.
+    #[serde(serialize_with = "finite::f64")]
+    pub task_seconds_over: f64,
+    #[serde(serialize_with = "finite::f64")]
+    pub task_seconds_under: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScalingDecision {
+    #[serde(serialize_with = "finite::f64")]
+    pub t_s: f64,
+    /// `scale_out`, `scale_in` or `blocked`.
+    pub action: String,
+    pub from: u32,
+    pub to: u32,
+    #[serde(serialize_with = "finite::f64")]
+    pub metric: f64,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScaleReaction {
+    /// Start of the first datapoint above the target in the streak that fired the alarm.
+    #[serde(serialize_with = "finite::f64")]
+    pub breach_s: f64,
+    #[serde(serialize_with = "finite::f64")]
+    pub decision_s: f64,
+    /// Every replica the decision started is healthy in the router.
+    #[serde(serialize_with = "finite::opt_f64")]
+    pub ready_s: Option<f64>,
+    /// First second after the breach from which TTFT and ITL p99 stay within their gates
+    /// for 5 s (`None`: never, or the scenario has no latency gates).
+    #[serde(serialize_with = "finite::opt_f64")]
+    pub slo_recovered_s: Option<f64>,
+    /// Seconds between the breach and the end of the run's timeline with TTFT or ITL p99
+    /// over its gate, until capacity was ready.
+    pub seconds_over_slo_during_lag: u64,
 }
 
 /// Serializers that refuse NaN and infinity instead of writing `null`.

@@ -48,6 +48,19 @@ pub async fn rolling(
     version: &str,
     (min_pct, max_pct): (u32, u32),
 ) -> Result<(), String> {
+    fleet.set_deploying(true);
+    let result = roll(fleet, log, id, version, (min_pct, max_pct)).await;
+    fleet.set_deploying(false);
+    result
+}
+
+async fn roll(
+    fleet: &LocalFleet,
+    log: &FaultLog,
+    id: FaultId,
+    version: &str,
+    (min_pct, max_pct): (u32, u32),
+) -> Result<(), String> {
     let old: Vec<Arc<Replica>> = fleet.live_replicas();
     let desired = old.len();
     log.update(id, |e| {

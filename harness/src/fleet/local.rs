@@ -101,6 +101,8 @@ pub struct LocalFleet {
     next_index: AtomicUsize,
     /// The version new replicas run (a deploy changes it), like the service's task definition.
     version: Mutex<String>,
+    /// A rolling deploy is in progress (ECS suspends scale-in meanwhile).
+    deploying: AtomicBool,
 }
 
 impl LocalFleet {
@@ -145,6 +147,7 @@ impl LocalFleet {
             router_shutdown,
             replicas: Mutex::new(Vec::new()),
             next_index: AtomicUsize::new(1),
+            deploying: AtomicBool::new(false),
         };
         let mut ids = Vec::new();
         for _ in 0..fleet.cfg.replicas {
@@ -161,6 +164,14 @@ impl LocalFleet {
     /// The version new replicas run.
     pub fn version(&self) -> String {
         lock(&self.version).clone()
+    }
+
+    pub fn is_deploying(&self) -> bool {
+        self.deploying.load(Ordering::SeqCst)
+    }
+
+    pub fn set_deploying(&self, on: bool) {
+        self.deploying.store(on, Ordering::SeqCst);
     }
 
     pub fn set_version(&self, version: &str) {

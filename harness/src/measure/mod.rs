@@ -116,6 +116,34 @@ pub struct Collector {
     pub budget_overshoot_max: Mutex<Option<u64>>,
     /// Largest overshoot past `max_cost_usd` of a `budget_exceeded` session.
     pub budget_overshoot_max_usd: Mutex<Option<f64>>,
+    /// TTFT and ITL samples of the current second, for the timeline (SLO recovery).
+    pub window: Mutex<Window>,
+}
+
+/// TTFT and ITL of one timeline second; the sampler takes it and starts a new one.
+#[derive(Debug)]
+pub struct Window {
+    pub ttft: Histogram<u64>,
+    pub itl: Histogram<u64>,
+}
+
+impl Window {
+    fn new() -> Window {
+        let h = Histograms::new();
+        Window {
+            ttft: h.ttft,
+            itl: h.itl,
+        }
+    }
+
+    /// `(ttft p99, itl p99)` in ms of the samples since the last call, then reset.
+    pub fn take_p99_ms(&mut self) -> (Option<f64>, Option<f64>) {
+        let p99 = |h: &Histogram<u64>| (!h.is_empty()).then(|| h.value_at_quantile(0.99) as f64 / 1e3);
+        let out = (p99(&self.ttft), p99(&self.itl));
+        self.ttft.reset();
+        self.itl.reset();
+        out
+    }
 }
 
 impl Default for Collector {
@@ -128,6 +156,7 @@ impl Default for Collector {
             session_tokens: Mutex::default(),
             budget_overshoot_max: Mutex::default(),
             budget_overshoot_max_usd: Mutex::default(),
+            window: Mutex::new(Window::new()),
         }
     }
 }

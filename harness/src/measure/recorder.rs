@@ -29,10 +29,20 @@ impl Observer for Recorder {
             record(&mut h.ttft, from_intended);
             record(&mut h.ttft_sent, from_sent);
         });
+        let mut w = match self.collector.window.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        record(&mut w.ttft, from_intended);
     }
     fn on_itl(&mut self, gap: Duration) {
         self.collector
             .with_shard(self.key, |h| record(&mut h.itl, gap));
+        let mut w = match self.collector.window.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        record(&mut w.itl, gap);
     }
     fn on_resume(&mut self, latency: Duration) {
         self.collector

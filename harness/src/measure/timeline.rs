@@ -53,6 +53,9 @@ impl Timeline {
             completed: completed - self.prev_completed,
             desired_tasks: None,
             running_tasks: None,
+            scaling_metric: None,
+            ttft_p99_ms: None,
+            itl_p99_ms: None,
         };
         self.prev_tokens = tokens;
         self.prev_interruptions = interruptions;

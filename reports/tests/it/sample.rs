@@ -117,6 +117,33 @@ pub fn report() -> Report {
             resume_ms: Some(summary(41, 150.0, 900.0)),
             takeover_ms: Some(summary(3, 600.0, 900.0)),
         }],
+        autoscaling: Some(AutoscalingReport {
+            metric: "active_sessions".into(),
+            target_value: 20.0,
+            min: 2,
+            max: 6,
+            datapoint_s: 4.5,
+            decisions: vec![ScalingDecision {
+                t_s: 33.0,
+                action: "scale_out".into(),
+                from: 3,
+                to: 5,
+                metric: 31.0,
+                reason: "3 datapoints above target 20".into(),
+            }],
+            reactions: vec![ScaleReaction {
+                breach_s: 19.5,
+                decision_s: 33.0,
+                ready_s: Some(34.2),
+                slo_recovered_s: Some(35.0),
+                seconds_over_slo_during_lag: 4,
+            }],
+            scale_ins: 2,
+            scale_ins_blocked_by_protection: 1,
+            scale_in_cut_sessions: 0,
+            task_seconds_over: 12.5,
+            task_seconds_under: 30.0,
+        }),
         replicas: vec![ReplicaRecord {
             id: "r1".into(),
             version: "v1".into(),
@@ -139,6 +166,9 @@ pub fn report() -> Report {
                     completed: if t > 10 { 8 } else { 0 },
                     desired_tasks: None,
                     running_tasks: None,
+                    scaling_metric: None,
+                    ttft_p99_ms: None,
+                    itl_p99_ms: None,
                 }
             })
             .collect(),

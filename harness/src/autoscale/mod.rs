@@ -1,0 +1,295 @@
+//! The emulated ECS service autoscaler for the local fleet: Application Auto Scaling target
+//! tracking on the average active sessions per task ([`policy`], where the AWS rules and the
+//! simplifications are listed), driven by the replicas' own `/metrics`.
+//!
+//! Every wall second the controller scrapes each live replica (`dropzero_active_sessions`,
+//! `dropzero_scale_in_protected`); a datapoint is the average over one scaled minute. It
+//! applies the desired count: scale-out starts replicas (the reaction is ready when all are
+//! healthy in the router); scale-in stops unprotected replicas the way ECS does (deregister,
+//! deregistration delay, SIGTERM, SIGKILL after `stop_timeout`). A replica raising scale-in
+//! protection is never stopped; a scale-in that finds only protected replicas is counted as
+//! blocked and retried every second. Scale-in is suspended while a deploy runs.
+
+pub mod policy;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dropzero_reports as r;
+use futures::future::join_all;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::faults::stop::{How, metric, stop_replica};
+use crate::fleet::local::LocalFleet;
+use crate::scenario::AutoscalingPlan;
+use crate::target_setup::AnyTarget;
+use policy::{Decision, Policy, TargetTracking};
+
+/// Real-world length of one CloudWatch datapoint.
+pub const DATAPOINT: Duration = Duration::from_secs(60);
+
+/// What the autoscaler did, shared with the sampler (timeline) and the report builder.
+#[derive(Debug)]
+pub struct AutoscaleLog {
+    pub plan: AutoscalingPlan,
+    /// Wall length of one datapoint.
+    pub period: Duration,
+    start: Instant,
+    desired: AtomicU32,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    metric_now: Option<f64>,
+    decisions: Vec<r::ScalingDecision>,
+    reactions: Vec<r::ScaleReaction>,
+    scale_ins: u64,
+    blocked_by_protection: u64,
+    cut_sessions: u64,
+}
+
+impl AutoscaleLog {
+    pub fn new(plan: AutoscalingPlan, time_scale: f64, start: Instant, initial: u32) -> AutoscaleLog {
+        AutoscaleLog {
+            plan,
+            period: DATAPOINT.mul_f64(time_scale),
+            start,
+            desired: AtomicU32::new(initial),
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn secs(&self, t: Instant) -> f64 {
+        t.saturating_duration_since(self.start).as_secs_f64()
+    }
+
+    pub fn desired(&self) -> u32 {
+        self.desired.load(Ordering::SeqCst)
+    }
+
+    /// The metric over the last second (average active sessions per live task).
+    pub fn metric_now(&self) -> Option<f64> {
+        self.lock().metric_now
+    }
+
+    /// The report section; SLO recovery and provisioning are filled in from the timeline by
+    /// the report builder.
+    pub fn report(&self) -> r::AutoscalingReport {
+        let inner = self.lock();
+        r::AutoscalingReport {
+            metric: "active_sessions".into(),
+            target_value: self.plan.target_value,
+            min: self.plan.min,
+            max: self.plan.max,
+            datapoint_s: self.period.as_secs_f64(),
+            decisions: inner.decisions.clone(),
+            reactions: inner.reactions.clone(),
+            scale_ins: inner.scale_ins,
+            scale_ins_blocked_by_protection: inner.blocked_by_protection,
+            scale_in_cut_sessions: inner.cut_sessions,
+            task_seconds_over: 0.0,
+            task_seconds_under: 0.0,
+        }
+    }
+}
+
+/// One replica's view at a sample.
+struct Sample {
+    active: Option<f64>,
+    protected: bool,
+}
+
+async fn scrape(url: String) -> Sample {
+    let text = async {
+        reqwest::Client::new()
+            .get(format!("{url}/metrics"))
+            .timeout(Duration::from_millis(800))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()
+    }
+    .await;
+    match text {
+        Some(t) => Sample {
+            active: metric(&t, "dropzero_active_sessions"),
+            protected: metric(&t, "dropzero_scale_in_protected").unwrap_or(0.0) > 0.0,
+        },
+        None => Sample {
+            active: None,
+            protected: false,
+        },
+    }
+}
+
+/// Run the autoscaler until `cancel`.
+/// Run the autoscaler until `cancel` (only on a local target; the scenario checks that).
+pub async fn run(target: Arc<AnyTarget>, log: Arc<AutoscaleLog>, cancel: CancellationToken) {
+    let Some(fleet) = local(&target) else {
+        return;
+    };
+    let p = &log.plan;
+    let policy = Policy {
+        target_value: p.target_value,
+        min: p.min,
+        max: p.max,
+        scale_out_cooldown: p.scale_out_cooldown,
+        scale_in_cooldown: p.scale_in_cooldown,
+    };
+    let mut tt = TargetTracking::default();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut samples: Vec<f64> = Vec::new();
+    let mut period_start = log.start;
+    let mut streak_start: Option<Instant> = None;
+    let mut stopping = 0usize;
+    let (stopped_tx, mut stopped_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = cancel.cancelled() => return,
+        }
+        while stopped_rx.try_recv().is_ok() {
+            stopping = stopping.saturating_sub(1);
+        }
+        let live = fleet.live_replicas();
+        let views = join_all(live.iter().map(|r| scrape(r.url()))).await;
+        let answered: Vec<f64> = views.iter().filter_map(|v| v.active).collect();
+        if !answered.is_empty() {
+            let per_task = answered.iter().sum::<f64>() / answered.len() as f64;
+            samples.push(per_task);
+            log.lock().metric_now = Some(per_task);
+        }
+
+        // Apply the desired count: start missing replicas, stop surplus unprotected ones.
+        let desired = log.desired() as usize;
+        let running = live.len();
+        if running > desired + stopping {
+            let surplus = running - desired - stopping;
+            let candidates: Vec<_> = live
+                .iter()
+                .zip(&views)
+                .filter(|(_, v)| !v.protected)
+                .map(|(r, _)| r.clone())
+                .collect();
+            if candidates.is_empty() {
+                log.lock().blocked_by_protection += 1;
+            }
+            for replica in candidates.into_iter().take(surplus) {
+                if !replica.claim_for_stop() {
+                    continue;
+                }
+                stopping += 1;
+                let (target, log, tx) = (target.clone(), log.clone(), stopped_tx.clone());
+                tokio::spawn(async move {
+                    let Some(fleet) = local(&target) else {
+                        return;
+                    };
+                    let stop = stop_replica(fleet, &replica, How::Deploy).await;
+                    let mut inner = log.lock();
+                    inner.scale_ins += 1;
+                    inner.cut_sessions += stop.severed.unwrap_or(0);
+                    drop(inner);
+                    let _ = tx.send(());
+                });
+            }
+        }
+
+        // A datapoint at the end of each period.
+        let now = Instant::now();
+        if now.duration_since(period_start) < log.period {
+            continue;
+        }
+        let this_period = period_start;
+        period_start += log.period;
+        if samples.is_empty() {
+            continue; // no task answered: a missing datapoint (see `policy`)
+        }
+        let metric_avg = samples.iter().sum::<f64>() / samples.len() as f64;
+        samples.clear();
+        if metric_avg > p.target_value {
+            streak_start.get_or_insert(this_period);
+        } else {
+            streak_start = None;
+        }
+        let tasks = u32::try_from(running).unwrap_or(u32::MAX);
+        let t = now.duration_since(log.start);
+        let decision = tt.datapoint(&policy, t, metric_avg, tasks, fleet.is_deploying());
+        let (action, to, reason) = match decision {
+            Decision::None => continue,
+            Decision::ScaleOut { to, reason } => ("scale_out", to, reason),
+            Decision::ScaleIn { to, reason } => ("scale_in", to, reason),
+            Decision::Blocked { reason } => ("blocked", tasks, reason),
+        };
+        tracing::info!(action, from = tasks, to, metric = metric_avg, %reason, "autoscaler");
+        {
+            let mut inner = log.lock();
+            inner.decisions.push(r::ScalingDecision {
+                t_s: log.secs(now),
+                action: action.into(),
+                from: tasks,
+                to,
+                metric: metric_avg,
+                reason,
+            });
+        }
+        match action {
+            "scale_out" => {
+                log.desired.store(to, Ordering::SeqCst);
+                let index = {
+                    let mut inner = log.lock();
+                    inner.reactions.push(r::ScaleReaction {
+                        breach_s: log.secs(streak_start.unwrap_or(this_period)),
+                        decision_s: log.secs(now),
+                        ready_s: None,
+                        slo_recovered_s: None,
+                        seconds_over_slo_during_lag: 0,
+                    });
+                    inner.reactions.len() - 1
+                };
+                streak_start = None;
+                let add = (to as usize).saturating_sub(running);
+                let (target, log) = (target.clone(), log.clone());
+                tokio::spawn(async move {
+                    let Some(fleet) = local(&target) else {
+                        return;
+                    };
+                    let mut ids = Vec::new();
+                    for _ in 0..add {
+                        match fleet.start_replica().await {
+                            Ok(r) => ids.push(r.id.clone()),
+                            Err(e) => tracing::warn!(error = %e, "scale-out: replica did not start"),
+                        }
+                    }
+                    if fleet
+                        .wait_healthy(&ids, fleet.config().ready_timeout)
+                        .await
+                        .is_ok()
+                    {
+                        let ready = log.secs(Instant::now());
+                        if let Some(r) = log.lock().reactions.get_mut(index) {
+                            r.ready_s = Some(ready);
+                        }
+                    }
+                });
+            }
+            "scale_in" => log.desired.store(to, Ordering::SeqCst),
+            _ => {}
+        }
+    }
+}
+
+fn local(target: &AnyTarget) -> Option<&LocalFleet> {
+    match target {
+        AnyTarget::Local(fleet) => Some(fleet),
+        _ => None,
+    }
+}
