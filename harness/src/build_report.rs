@@ -328,8 +328,10 @@ fn autoscaling_report(
     };
     const HOLD: usize = 5;
     for reaction in &mut report.reactions {
-        let after: Vec<&r::TimelinePoint> =
-            points.iter().filter(|p| p.t_s >= reaction.breach_s).collect();
+        let after: Vec<&r::TimelinePoint> = points
+            .iter()
+            .filter(|p| p.t_s >= reaction.breach_s)
+            .collect();
         if ttft_gate.is_some() || itl_gate.is_some() {
             reaction.slo_recovered_s = (0..after.len())
                 .find(|&i| after[i..].iter().take(HOLD).all(|p| !over(p)))

@@ -159,14 +159,14 @@ async fn drive(
     tokio::pin!(load_task);
     let faults_done = interrupt.child_token();
     let autoscale = match (&plan.autoscaling, target.as_ref()) {
-        (Some(a), target_setup::AnyTarget::Local(fleet)) => Some(Arc::new(
-            crate::autoscale::AutoscaleLog::new(
+        (Some(a), target_setup::AnyTarget::Local(fleet)) => {
+            Some(Arc::new(crate::autoscale::AutoscaleLog::new(
                 *a,
                 plan.time_scale,
                 start,
                 u32::try_from(fleet.live_replicas().len()).unwrap_or(1),
-            ),
-        )),
+            )))
+        }
         _ => None,
     };
     let autoscale_task = autoscale.clone().map(|log| {

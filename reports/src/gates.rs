@@ -221,7 +221,11 @@ fn slowest_reaction(
         .as_ref()
         .map_or(&[][..], |a| a.reactions.as_slice());
     let (observed, passed, message) = if reactions.is_empty() {
-        (None, true, format!("no scale-out happened; no {what} to judge"))
+        (
+            None,
+            true,
+            format!("no scale-out happened; no {what} to judge"),
+        )
     } else if let Some(worst) = reactions
         .iter()
         .map(|r| measure(r).map(|s| s * 1000.0))
@@ -237,7 +241,11 @@ fn slowest_reaction(
             ),
         )
     } else {
-        (None, false, format!("a scale-out never completed its {what}"))
+        (
+            None,
+            false,
+            format!("a scale-out never completed its {what}"),
+        )
     };
     GateResult {
         name: name.into(),

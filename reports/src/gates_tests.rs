@@ -267,3 +267,45 @@ fn all_passed_needs_evidence() {
     report.gates = evaluate(&[GateSpec::DroppedSessions { max: 0 }], &report);
     assert!(!all_passed(&report));
 }
+
+#[test]
+fn autoscaling_reaction_gates() {
+    use crate::model::{AutoscalingReport, ScaleReaction};
+    let with = |reactions: Vec<ScaleReaction>| {
+        move |r: &mut Report| {
+            r.autoscaling = Some(AutoscalingReport {
+                reactions: reactions.clone(),
+                ..AutoscalingReport::default()
+            })
+        }
+    };
+    let reaction = |breach: f64, ready: Option<f64>, recovered: Option<f64>| ScaleReaction {
+        breach_s: breach,
+        decision_s: breach + 1.0,
+        ready_s: ready,
+        slo_recovered_s: recovered,
+        seconds_over_slo_during_lag: 0,
+    };
+    let out = GateSpec::ScaleOutReaction { max: ms(5_000) };
+    let slo = GateSpec::SloRecovery { max: ms(8_000) };
+    // No scale-out at all: nothing to judge.
+    check(out.clone(), |_| {}, true);
+    check(slo.clone(), |_| {}, true);
+    // The slowest of several reactions decides.
+    let fast_slow = vec![
+        reaction(10.0, Some(12.0), Some(13.0)),
+        reaction(50.0, Some(54.5), Some(60.0)),
+    ];
+    let g = check(out.clone(), with(fast_slow.clone()), true);
+    assert_eq!(g.observed, Some(4_500.0));
+    let g = check(slo.clone(), with(fast_slow), false);
+    assert_eq!(g.observed, Some(10_000.0));
+    // Capacity that never got ready, an SLO that never recovered: fail without a number.
+    let g = check(out.clone(), with(vec![reaction(10.0, None, None)]), false);
+    assert_eq!(g.observed, None);
+    check(
+        slo.clone(),
+        with(vec![reaction(10.0, Some(11.0), None)]),
+        false,
+    );
+}

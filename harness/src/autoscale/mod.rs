@@ -52,7 +52,12 @@ struct Inner {
 }
 
 impl AutoscaleLog {
-    pub fn new(plan: AutoscalingPlan, time_scale: f64, start: Instant, initial: u32) -> AutoscaleLog {
+    pub fn new(
+        plan: AutoscalingPlan,
+        time_scale: f64,
+        start: Instant,
+        initial: u32,
+    ) -> AutoscaleLog {
         AutoscaleLog {
             plan,
             period: DATAPOINT.mul_f64(time_scale),
@@ -266,7 +271,9 @@ pub async fn run(target: Arc<AnyTarget>, log: Arc<AutoscaleLog>, cancel: Cancell
                     for _ in 0..add {
                         match fleet.start_replica().await {
                             Ok(r) => ids.push(r.id.clone()),
-                            Err(e) => tracing::warn!(error = %e, "scale-out: replica did not start"),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "scale-out: replica did not start")
+                            }
                         }
                     }
                     if fleet

@@ -38,10 +38,18 @@ pub struct Policy {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
     None,
-    ScaleOut { to: u32, reason: String },
-    ScaleIn { to: u32, reason: String },
+    ScaleOut {
+        to: u32,
+        reason: String,
+    },
+    ScaleIn {
+        to: u32,
+        reason: String,
+    },
     /// An alarm fired but the policy may not act; counted and reported.
-    Blocked { reason: String },
+    Blocked {
+        reason: String,
+    },
 }
 
 /// The state between datapoints.
@@ -75,7 +83,8 @@ impl TargetTracking {
             self.below = 0;
         }
         let tasks = tasks.max(1);
-        let wanted = ((f64::from(tasks) * metric / p.target_value).ceil() as u32).clamp(p.min, p.max);
+        let wanted =
+            ((f64::from(tasks) * metric / p.target_value).ceil() as u32).clamp(p.min, p.max);
         if self.above >= OUT_AFTER {
             if wanted <= tasks {
                 return Decision::Blocked {
@@ -153,7 +162,12 @@ mod tests {
         points
             .iter()
             .enumerate()
-            .map(|(i, &(m, tasks, dep))| (i as u64, tt.datapoint(&POLICY, minute(i as u64), m, tasks, dep)))
+            .map(|(i, &(m, tasks, dep))| {
+                (
+                    i as u64,
+                    tt.datapoint(&POLICY, minute(i as u64), m, tasks, dep),
+                )
+            })
             .filter(|(_, d)| *d != Decision::None)
             .collect()
     }
@@ -172,7 +186,13 @@ mod tests {
 
     #[test]
     fn a_dip_resets_the_streak() {
-        let d = feed(&[(25.0, 2, false), (25.0, 2, false), (9.5, 2, false), (25.0, 2, false), (25.0, 2, false)]);
+        let d = feed(&[
+            (25.0, 2, false),
+            (25.0, 2, false),
+            (9.5, 2, false),
+            (25.0, 2, false),
+            (25.0, 2, false),
+        ]);
         assert!(d.is_empty(), "{d:?}");
     }
 
@@ -205,7 +225,10 @@ mod tests {
         pts.push((5.0, 4, false));
         let d = feed(&pts);
         // ceil(4 × 5 / 10) = 2.
-        assert!(matches!(d[..], [(14, Decision::ScaleIn { to: 2, .. })]), "{d:?}");
+        assert!(
+            matches!(d[..], [(14, Decision::ScaleIn { to: 2, .. })]),
+            "{d:?}"
+        );
         // Below 90% but ceil(4 × 8.9 / 10) = 4: nothing to shed.
         assert!(feed(&vec![(8.9, 4, false); 15]).is_empty());
     }
@@ -218,9 +241,15 @@ mod tests {
     #[test]
     fn no_scale_in_during_a_deployment_and_min_holds() {
         let d = feed(&vec![(1.0, 4, true); 15]);
-        assert!(matches!(d[0].1, Decision::Blocked { ref reason } if reason.contains("deployment")), "{d:?}");
+        assert!(
+            matches!(d[0].1, Decision::Blocked { ref reason } if reason.contains("deployment")),
+            "{d:?}"
+        );
         let d = feed(&vec![(0.0, 4, false); 15]);
-        assert!(matches!(d[0].1, Decision::ScaleIn { to: 1, .. }), "min is 1: {d:?}");
+        assert!(
+            matches!(d[0].1, Decision::ScaleIn { to: 1, .. }),
+            "min is 1: {d:?}"
+        );
     }
 
     #[test]
@@ -228,14 +257,26 @@ mod tests {
         let d = feed(&vec![(2.0, 8, false); 30]);
         // minute 14: 8 → 2; minute 29: another 15 below, but 15 min after the last scale-in
         // (> 5 min cooldown), so allowed (tasks stay 8 in this feed: asks 2 again).
-        assert!(matches!(d[0], (14, Decision::ScaleIn { to: 2, .. })), "{d:?}");
-        assert!(matches!(d[1], (29, Decision::ScaleIn { to: 2, .. })), "{d:?}");
-        let short = Policy { scale_in_cooldown: Duration::from_secs(60 * 20), ..POLICY };
+        assert!(
+            matches!(d[0], (14, Decision::ScaleIn { to: 2, .. })),
+            "{d:?}"
+        );
+        assert!(
+            matches!(d[1], (29, Decision::ScaleIn { to: 2, .. })),
+            "{d:?}"
+        );
+        let short = Policy {
+            scale_in_cooldown: Duration::from_secs(60 * 20),
+            ..POLICY
+        };
         let mut tt = TargetTracking::default();
         let decisions: Vec<Decision> = (0..30)
             .map(|i| tt.datapoint(&short, minute(i), 2.0, 8, false))
             .filter(|d| *d != Decision::None)
             .collect();
-        assert!(matches!(decisions[1], Decision::Blocked { ref reason } if reason.contains("cooldown")), "{decisions:?}");
+        assert!(
+            matches!(decisions[1], Decision::Blocked { ref reason } if reason.contains("cooldown")),
+            "{decisions:?}"
+        );
     }
 }

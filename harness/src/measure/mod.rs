@@ -138,7 +138,8 @@ impl Window {
 
     /// `(ttft p99, itl p99)` in ms of the samples since the last call, then reset.
     pub fn take_p99_ms(&mut self) -> (Option<f64>, Option<f64>) {
-        let p99 = |h: &Histogram<u64>| (!h.is_empty()).then(|| h.value_at_quantile(0.99) as f64 / 1e3);
+        let p99 =
+            |h: &Histogram<u64>| (!h.is_empty()).then(|| h.value_at_quantile(0.99) as f64 / 1e3);
         let out = (p99(&self.ttft), p99(&self.itl));
         self.ttft.reset();
         self.itl.reset();

@@ -10,7 +10,9 @@ use std::io::{self, Write};
 
 use crate::error::ReportError;
 use crate::gates::all_passed;
-use crate::model::{FaultRecord, LatencySummary, ReasonCount, Report, TimelinePoint};
+use crate::model::{
+    AutoscalingReport, FaultRecord, LatencySummary, ReasonCount, Report, TimelinePoint,
+};
 
 /// Writes `report` as GitHub-flavoured Markdown.
 pub fn render_markdown(report: &Report, out: &mut impl Write) -> Result<(), ReportError> {
@@ -238,6 +240,10 @@ fn write_report(r: &Report, out: &mut impl Write) -> io::Result<()> {
         )?;
     }
 
+    if let Some(a) = &r.autoscaling {
+        autoscaling(out, a, r.scenario.time_scale)?;
+    }
+
     writeln!(out, "\n## Timeline\n")?;
     timeline_summary(out, &r.timeline)?;
 
@@ -376,6 +382,85 @@ fn num(v: f64) -> String {
 
 fn usd(v: f64) -> String {
     format!("${v:.4}")
+}
+
+/// The autoscaler: its settings, reactions (wall and real time), decisions, scale-ins.
+fn autoscaling(out: &mut impl Write, a: &AutoscalingReport, time_scale: f64) -> io::Result<()> {
+    writeln!(out, "\n## Autoscaling\n")?;
+    let real = |wall: f64| {
+        if time_scale > 0.0 {
+            wall / time_scale
+        } else {
+            wall
+        }
+    };
+    writeln!(
+        out,
+        "Target tracking on average {} per task: target {}, {}..={} tasks, one datapoint every {} s wall ({} s real). \
+         Scale-ins: {}; blocked by scale-in protection: {}; sessions cut by scale-in: {}. \
+         Task-seconds over / under `ceil(active / target)`: {} / {} (wall).",
+        cell(&a.metric),
+        num(a.target_value),
+        a.min,
+        a.max,
+        num(a.datapoint_s),
+        num(real(a.datapoint_s)),
+        a.scale_ins,
+        a.scale_ins_blocked_by_protection,
+        a.scale_in_cut_sessions,
+        num(a.task_seconds_over),
+        num(a.task_seconds_under),
+    )?;
+    if !a.reactions.is_empty() {
+        writeln!(
+            out,
+            "\n### Scale-out reactions\n\nSeconds after the breach (the first datapoint above target); real-world seconds in parentheses.\n"
+        )?;
+        let span = |to: Option<f64>, from: f64| {
+            to.map_or("never".to_string(), |t| {
+                format!("{} s ({} s)", num(t - from), num(real(t - from)))
+            })
+        };
+        let rows = a.reactions.iter().map(|x| {
+            vec![
+                format!("{} s", num(x.breach_s)),
+                span(Some(x.decision_s), x.breach_s),
+                span(x.ready_s, x.breach_s),
+                span(x.slo_recovered_s, x.breach_s),
+                x.seconds_over_slo_during_lag.to_string(),
+            ]
+        });
+        table(
+            out,
+            &[
+                "Breach at",
+                "→ decision",
+                "→ capacity ready",
+                "→ SLO recovered",
+                "Seconds over SLO in the lag",
+            ],
+            rows,
+        )?;
+    }
+    if !a.decisions.is_empty() {
+        writeln!(out, "\n### Decisions\n")?;
+        const SHOWN: usize = 20;
+        let shown = a.decisions.iter().take(SHOWN);
+        let rows = shown.map(|d| {
+            vec![
+                format!("{} s", num(d.t_s)),
+                format!("`{}`", cell(&d.action)),
+                format!("{} → {}", d.from, d.to),
+                num(d.metric),
+                cell(&d.reason),
+            ]
+        });
+        table(out, &["At", "Action", "Tasks", "Metric", "Reason"], rows)?;
+        if a.decisions.len() > SHOWN {
+            writeln!(out, "\n({} more in report.json)", a.decisions.len() - SHOWN)?;
+        }
+    }
+    Ok(())
 }
 
 /// Per replica a fault stopped: sessions in flight at the signal and where they went.

@@ -157,3 +157,11 @@ fn markdown_has_the_drain_account_and_per_fault_takeovers() {
     assert!(md.contains("1 `deploy` takeover gap"), "{md}");
     assert!(md.contains("| `r1` | v1 | 0 s | 30 s | exit 0 |"), "{md}");
 }
+
+#[test]
+fn markdown_shows_the_autoscaler_reactions_in_wall_and_real_time() {
+    let md = markdown(&sample::report());
+    assert!(md.contains("## Autoscaling"), "{md}");
+    assert!(md.contains("### Scale-out reactions"), "{md}");
+    assert!(md.contains("| `scale_out` | 3 → 5 |"), "{md}");
+}
