@@ -2,7 +2,8 @@
 //! tracking on the average active sessions per task ([`policy`], where the AWS rules and the
 //! simplifications are listed), driven by the replicas' own `/metrics`.
 //!
-//! Every wall second the controller scrapes each live replica (`dropzero_active_sessions`,
+//! Several times per datapoint (every second, or a third of a datapoint at small time
+//! scales) the controller scrapes each live replica (`dropzero_active_sessions`,
 //! `dropzero_scale_in_protected`); a datapoint is the average over one scaled minute. It
 //! applies the desired count: scale-out starts replicas (the reaction is ready when all are
 //! healthy in the router); scale-in stops unprotected replicas the way ECS does (deregister,
@@ -151,7 +152,10 @@ pub async fn run(target: Arc<AnyTarget>, log: Arc<AutoscaleLog>, cancel: Cancell
         scale_in_cooldown: p.scale_in_cooldown,
     };
     let mut tt = TargetTracking::default();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // Several samples per datapoint even at small time scales (a datapoint is 60 s × scale).
+    let every = (log.period / 3).clamp(Duration::from_millis(100), Duration::from_secs(1));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut samples: Vec<f64> = Vec::new();
     let mut period_start = log.start;
     let mut streak_start: Option<Instant> = None;
@@ -215,6 +219,10 @@ pub async fn run(target: Arc<AnyTarget>, log: Arc<AutoscaleLog>, cancel: Cancell
         }
         let this_period = period_start;
         period_start += log.period;
+        if now.duration_since(period_start) >= log.period {
+            // Fell behind (a slow scrape): skip the missed datapoints rather than replay them.
+            period_start = now;
+        }
         if samples.is_empty() {
             continue; // no task answered: a missing datapoint (see `policy`)
         }
