@@ -1,6 +1,7 @@
 //! End-to-end tests of the built `dropzero` binary. One test binary; each module is one
 //! area, each test bounded to seconds of wall time.
 
+mod capacity; // `dropzero capacity`: the knee the mock LLM's slowdown model predicts
 mod chaos; // the chaos scenarios: naive loses sessions (exit 1), resilient loses none
 mod children; // no child process outlives a killed harness
 mod drain; // a real runtime process under SIGTERM finishes in-flight sessions, refuses new ones
