@@ -52,28 +52,28 @@ pub struct Slo {
 pub fn violations(l: &r::LevelResult, slo: &Slo) -> Vec<String> {
     let mut out = Vec::new();
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    if let Some(limit) = slo.ttft_p99 {
-        if l.ttft_p99_ms > ms(limit) {
-            out.push(format!(
-                "TTFT p99 {:.0} ms > {:.0} ms",
-                l.ttft_p99_ms,
-                ms(limit)
-            ));
-        }
+    if let Some(limit) = slo.ttft_p99
+        && l.ttft_p99_ms > ms(limit)
+    {
+        out.push(format!(
+            "TTFT p99 {:.0} ms > {:.0} ms",
+            l.ttft_p99_ms,
+            ms(limit)
+        ));
     }
-    if let Some(limit) = slo.itl_p99 {
-        if l.itl_p99_ms > ms(limit) {
-            out.push(format!(
-                "ITL p99 {:.1} ms > {:.0} ms",
-                l.itl_p99_ms,
-                ms(limit)
-            ));
-        }
+    if let Some(limit) = slo.itl_p99
+        && l.itl_p99_ms > ms(limit)
+    {
+        out.push(format!(
+            "ITL p99 {:.1} ms > {:.0} ms",
+            l.itl_p99_ms,
+            ms(limit)
+        ));
     }
-    if let (Some(limit), Some(rss)) = (slo.max_rss_mb, l.peak_rss_mb) {
-        if rss > limit {
-            out.push(format!("peak RSS {rss} MB > {limit} MB"));
-        }
+    if let (Some(limit), Some(rss)) = (slo.max_rss_mb, l.peak_rss_mb)
+        && rss > limit
+    {
+        out.push(format!("peak RSS {rss} MB > {limit} MB"));
     }
     if l.dropped > 0 {
         out.push(format!("{} dropped", l.dropped));
