@@ -1,5 +1,6 @@
 //! The command line: one enum of subcommands and one dispatch. Exit codes are chosen here
-//! and only here: 0 every gate passed, 1 a gate failed, 2 the harness itself failed.
+//! and only here: 0 every gate passed, 1 a gate failed, 2 the harness itself failed
+//! (for `capacity`: 0 a knee was found, 1 even the lowest level broke the SLO).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,6 +34,10 @@ pub enum Command {
     /// Run a scenario: start its target, drive the load, inject its faults, write a report.
     /// Exit 0 when every gate passes, 1 when one fails, 2 when the harness itself fails.
     Run(RunArgs),
+    /// Find how many concurrent sessions one replica holds inside the scenario's latency SLO
+    /// (`gates.ttft_p99`, `gates.itl_p99`) and the autoscaling target value that follows.
+    /// Exit 0 when a knee was found, 1 when even the lowest level breaks the SLO, 2 on errors.
+    Capacity(CapacityArgs),
     /// Parse and check a scenario file without running it.
     Validate(ScenarioArgs),
     /// Re-render report.md and junit.xml from a report.json (exit code from its gates).
@@ -81,6 +86,42 @@ pub struct RunArgs {
     pub out: Option<PathBuf>,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct CapacityArgs {
+    #[command(flatten)]
+    pub scenario: ScenarioArgs,
+    /// Concurrent sessions per replica to try, in order (default: 4, 8, 16, … up to
+    /// `--max-level`). The sweep stops at the first level outside the SLO.
+    #[arg(long, value_delimiter = ',')]
+    pub levels: Option<Vec<u64>>,
+    /// The last level of the default doubling sequence.
+    #[arg(long, default_value_t = 256)]
+    pub max_level: u64,
+    /// Real-world length of each step, scaled by time_scale (default: 4 mean session
+    /// lengths, at least 2 minutes).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub step_duration: Option<std::time::Duration>,
+    /// Fraction of the knee to run at: target value = floor(knee × headroom).
+    #[arg(long, default_value_t = 0.7)]
+    pub headroom: f64,
+    /// A level whose replica's peak RSS exceeds this breaks the SLO.
+    #[arg(long)]
+    pub max_rss_mb: Option<u64>,
+    /// Peak arrival rate (real-world sessions per second): prints the tasks it needs.
+    #[arg(long)]
+    pub peak_rate: Option<f64>,
+    /// Arrival rate before a sudden jump to `--peak-rate` (0: a jump from idle).
+    #[arg(long, default_value_t = 0.0)]
+    pub base_rate: f64,
+    /// Load crosses the target → new tasks serve: 3 one-minute datapoints above target plus
+    /// about a minute of task start and health checks (ECS target tracking, DESIGN §6).
+    #[arg(long, default_value = "4m", value_parser = humantime::parse_duration)]
+    pub scale_out_lag: std::time::Duration,
+    /// Output directory (default `reports/out/<scenario>-capacity/<run-id>/`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
 pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     match cli.command {
@@ -101,6 +142,34 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
             print_summary(&outcome.report, &outcome.dir);
             let passed = dropzero_reports::all_passed(&outcome.report);
             return Ok(ExitCode::from(if passed {
+                EXIT_OK
+            } else {
+                EXIT_GATE_FAILED
+            }));
+        }
+        Command::Capacity(args) => {
+            init_human_logs();
+            crate::fdlimit::raise();
+            let opts = crate::capacity::CapacityOptions {
+                scenario: args.scenario.scenario.clone(),
+                overrides: args.scenario.overrides()?,
+                out: args.out.clone(),
+                exe: std::env::current_exe().context("locating the dropzero executable")?,
+                levels: args.levels.clone(),
+                max_level: args.max_level,
+                step_duration: args.step_duration,
+                headroom: args.headroom,
+                max_rss_mb: args.max_rss_mb,
+                peak_rate: args.peak_rate,
+                base_rate: args.base_rate,
+                scale_out_lag: args.scale_out_lag,
+            };
+            let outcome = rt.block_on(async {
+                let interrupt = shutdown_on_signal();
+                crate::capacity::run(opts, interrupt).await
+            })?;
+            print_capacity(&outcome.report, &outcome.dir);
+            return Ok(ExitCode::from(if outcome.report.knee.is_some() {
                 EXIT_OK
             } else {
                 EXIT_GATE_FAILED
@@ -206,6 +275,34 @@ fn print_summary(report: &dropzero_reports::Report, dir: &std::path::Path) {
         s.started, s.completed, s.resumed, s.dropped, s.failed
     );
     println!("  report: {}", dir.join("report.md").display());
+}
+
+/// The capacity verdict and where the files are, on stdout.
+fn print_capacity(report: &dropzero_reports::CapacityReport, dir: &std::path::Path) {
+    match (report.knee, &report.recommendation) {
+        (Some(knee), Some(rec)) => {
+            println!(
+                "\ncapacity {}: knee {knee} concurrent sessions per task; target_value = {} (headroom {})",
+                report.scenario, rec.target_value, rec.headroom
+            );
+            if let Some(p) = &rec.peak {
+                println!(
+                    "  peak {} sessions/s: {} tasks at the target; {} tasks ahead of a jump from {} sessions/s",
+                    p.peak_rate_per_s,
+                    p.tasks_at_peak,
+                    p.tasks_ahead_of_jump
+                        .map_or("n/a".to_string(), |n| n.to_string()),
+                    p.base_rate_per_s
+                );
+            }
+        }
+        _ => println!(
+            "\ncapacity {}: no level within the SLO (lowest tried: {})",
+            report.scenario,
+            report.levels.first().map_or(0, |l| l.level)
+        ),
+    }
+    println!("  report: {}", dir.join("capacity.md").display());
 }
 
 /// A token cancelled by the first SIGTERM or SIGINT. A second signal exits at once, so an

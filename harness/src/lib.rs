@@ -10,6 +10,8 @@
 //!   picks exit codes.
 //! - [`run`]: `dropzero run` as a sequence of steps; [`target_setup`] turns a scenario into
 //!   a running target and load inputs; [`build_report`] turns measurements into a report.
+//! - [`capacity`]: `dropzero capacity` — one replica under rising concurrency (each step
+//!   is [`run::drive`] on a rewritten plan), the knee and the autoscaling target value.
 //! - [`scenario`]: scenario files → a checked, time-scaled [`scenario::ScenarioPlan`].
 //! - [`fleet`]: the [`fleet::Target`] trait; the local fleet (child processes in
 //!   [`fleet::process`], the ALB-like [`fleet::router`]) and the `url` target.
@@ -20,6 +22,7 @@
 
 pub mod autoscale;
 pub mod build_report;
+pub mod capacity;
 pub mod cli;
 pub mod faults;
 pub mod fdlimit;

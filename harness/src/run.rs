@@ -85,7 +85,10 @@ pub struct Measured {
     pub errors: Vec<String>,
 }
 
-async fn drive(
+/// Run `plan`'s load (and its fault timeline) against a started `target` for the plan's
+/// duration, with live progress; in-flight sessions get [`target_setup::end_grace`] to finish.
+/// `dropzero capacity` calls this once per step.
+pub async fn drive(
     plan: &ScenarioPlan,
     target: &Arc<target_setup::AnyTarget>,
     dir: &std::path::Path,
@@ -274,7 +277,7 @@ fn client_config(plan: &ScenarioPlan) -> ClientConfig {
 }
 
 /// `20261122T051502Z-1a2b`: sortable, unique enough for one machine.
-fn run_id() -> String {
+pub(crate) fn run_id() -> String {
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let compact: String = now.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
     format!("{compact}-{:04x}", std::process::id() & 0xffff)

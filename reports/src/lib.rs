@@ -8,6 +8,9 @@
 //! - `render/json.rs` — [`render_json`] and [`parse_json`] (for `dropzero report`).
 //! - `render/markdown.rs` — [`render_markdown`], readable as a GitHub PR comment.
 //! - `render/junit.rs` — [`render_junit`], one testcase per gate.
+//! - [`capacity`] — [`CapacityReport`] (`dropzero capacity`: the per-level curve, the knee,
+//!   the recommended target value) and `capacity.json`; `render/capacity.rs` renders its
+//!   Markdown and JUnit; pinned by `reports/schema/capacity.schema.json`.
 //! - `reports/schema/report.schema.json` — the committed JSON Schema of `report.json`,
 //!   checked against a rendered report by the tests.
 //!
@@ -20,14 +23,20 @@
 //! reads a `&str`. It knows nothing of tokio, HTTP, the runtime, the target or AWS; it does not
 //! see raw samples either — the harness summarizes its histograms before filling the model.
 
+pub mod capacity;
 pub mod error;
 pub mod gates;
 pub mod model;
 mod render;
 
+pub use capacity::{
+    CAPACITY_SCHEMA, CapacityReport, LevelResult, PeakPlan, Recommendation, Slo,
+    parse_capacity_json, render_capacity_json,
+};
 pub use error::{GateError, ReportError};
 pub use gates::{Fraction, GateSpec, all_passed, default_gates, evaluate};
 pub use model::*;
+pub use render::capacity::{render_capacity_junit, render_capacity_markdown};
 pub use render::json::{parse_json, render_json};
 pub use render::junit::render_junit;
 pub use render::markdown::render_markdown;

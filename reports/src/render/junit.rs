@@ -78,7 +78,7 @@ fn write_junit(r: &Report, out: &mut impl Write) -> io::Result<()> {
 
 /// Escapes text for an XML attribute or text node. Characters XML 1.0 forbids outright
 /// (most C0 controls) become U+FFFD, since no escape can represent them.
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let mut s = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

@@ -3,6 +3,7 @@
 //! They only format; every number they print is already in the [`crate::Report`]. None of them
 //! opens a file or decides a path: that is the harness's job.
 
+pub mod capacity;
 pub mod json;
 pub mod junit;
 pub mod markdown;

@@ -1,5 +1,7 @@
 //! Integration tests of dropzero-reports through its public API, in one test binary.
 
+/// `capacity.json` against its committed schema; capacity Markdown and JUnit.
+mod capacity;
 /// Markdown and JUnit output of the sample report.
 mod render;
 /// A realistic report of a rolling deploy, shared by the other modules.
