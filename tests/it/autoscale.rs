@@ -28,7 +28,7 @@ fn decisions<'a>(a: &'a Value, action: &str) -> Vec<&'a Value> {
 
 #[test]
 fn a_load_step_scales_out_then_back_in_with_measured_reactions() {
-    let (code, report, log) = run_shipped("autoscale-step", "0.03");
+    let (code, report, log) = run_shipped("autoscale-step", "0.02");
     assert_eq!(code, Some(0), "{log}");
     assert_eq!(report["sessions"]["dropped"], 0, "{}", report["sessions"]);
     let a = &report["autoscaling"];
@@ -43,9 +43,10 @@ fn a_load_step_scales_out_then_back_in_with_measured_reactions() {
     for r in reactions {
         let (breach, decision) = (r["breach_s"].as_f64(), r["decision_s"].as_f64());
         let ready = r["ready_s"].as_f64().expect("capacity got ready");
-        // Three datapoints (1.8 s wall each at this scale) pass before a decision.
+        // Three datapoints pass between the breach and the decision.
+        let datapoint = a["datapoint_s"].as_f64().expect("datapoint length");
         assert!(
-            decision.unwrap_or(0.0) - breach.unwrap_or(0.0) >= 3.0 * 1.8 - 0.5,
+            decision.unwrap_or(0.0) - breach.unwrap_or(0.0) >= 3.0 * datapoint - 0.3,
             "{r}"
         );
         assert!(ready >= decision.unwrap_or(f64::MAX), "{r}");
@@ -63,7 +64,7 @@ fn a_load_step_scales_out_then_back_in_with_measured_reactions() {
 
 #[test]
 fn scale_in_waits_for_protected_replicas_and_cuts_no_session() {
-    let (code, report, log) = run_shipped("scale-in-during-sessions", "0.03");
+    let (code, report, log) = run_shipped("scale-in-during-sessions", "0.02");
     assert_eq!(code, Some(0), "{log}");
     let a = &report["autoscaling"];
     assert!(!decisions(a, "scale_in").is_empty(), "{a}");
