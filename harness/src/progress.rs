@@ -31,7 +31,7 @@ impl Progress {
     }
 
     pub fn update(&mut self, elapsed: Duration, c: &Counters, point: &TimelinePoint) {
-        let line = format!(
+        let mut line = format!(
             "active {} | completed {} | resumed {} | interrupted {} | dropped {} | failed {} | {:.0} tok/s",
             point.active_sessions,
             Counters::get(&c.completed),
@@ -41,6 +41,9 @@ impl Progress {
             Counters::get(&c.failed),
             point.tokens_per_s,
         );
+        if let (Some(desired), Some(running)) = (point.desired_tasks, point.running_tasks) {
+            line.push_str(&format!(" | tasks {running}/{desired}"));
+        }
         let secs = elapsed.as_secs();
         if self.bar.is_hidden() {
             if secs >= self.last_plain + self.plain_every {
