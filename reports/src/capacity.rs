@@ -157,16 +157,7 @@ pub fn render_capacity_json(
     report: &CapacityReport,
     out: &mut impl Write,
 ) -> Result<(), ReportError> {
-    let text = serde_json::to_string_pretty(report).map_err(|source| ReportError::Serialize {
-        run_id: report.run_id.clone(),
-        source,
-    })?;
-    out.write_all(text.as_bytes())
-        .and_then(|()| out.write_all(b"\n"))
-        .map_err(|source| ReportError::Write {
-            format: "json",
-            source,
-        })
+    crate::render::json::write_pretty(report, &report.run_id, out)
 }
 
 /// Reads a `capacity.json` of this schema version.

@@ -416,8 +416,9 @@ pub struct AutoscalingReport {
     pub reactions: Vec<ScaleReaction>,
     /// Replicas stopped by scale-in.
     pub scale_ins: u64,
-    /// Times a scale-in wanted to stop a replica but every candidate was protected (it runs
-    /// sessions and raised ECS scale-in protection).
+    /// Controller samples (several per datapoint) at which a pending scale-in wanted to stop
+    /// a replica but every live replica was protected (it runs sessions and raised ECS
+    /// scale-in protection): how long protection held the scale-in back, in samples.
     pub scale_ins_blocked_by_protection: u64,
     /// Sessions in flight on replicas that scale-in stopped and that were not handed off or
     /// finished (severed).

@@ -6,7 +6,7 @@ use std::io::{self, Write};
 
 use crate::capacity::CapacityReport;
 use crate::error::ReportError;
-use crate::render::junit::escape;
+use crate::render::junit::{escape, suite_header};
 
 /// Writes `capacity.md`.
 pub fn render_capacity_markdown(
@@ -163,17 +163,7 @@ fn write_junit(r: &CapacityReport, out: &mut impl Write) -> io::Result<()> {
     let suite = escape(&format!("dropzero.capacity.{}", r.scenario));
     let tests = r.levels.len();
     let failures = r.levels.iter().filter(|l| !l.within_slo).count();
-    writeln!(out, r#"<?xml version="1.0" encoding="UTF-8"?>"#)?;
-    writeln!(
-        out,
-        r#"<testsuites name="dropzero" tests="{tests}" failures="{failures}" errors="0">"#
-    )?;
-    writeln!(
-        out,
-        r#"  <testsuite name="{suite}" tests="{tests}" failures="{failures}" errors="0" skipped="0" timestamp="{}">"#,
-        escape(&r.started_at)
-    )?;
-    writeln!(out, "    <properties>")?;
+    suite_header(out, &suite, tests, failures, &r.started_at)?;
     let knee = r.knee.map_or("none".to_string(), |k| k.to_string());
     let target = r
         .recommendation

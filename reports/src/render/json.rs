@@ -11,9 +11,19 @@ use crate::model::Report;
 /// Writes `report` as pretty JSON. Fails on a non-finite number in the model (a harness bug)
 /// or on a write error.
 pub fn render_json(report: &Report, out: &mut impl Write) -> Result<(), ReportError> {
-    // Serialize into memory first so a model error never leaves half a file behind.
-    let text = serde_json::to_string_pretty(report).map_err(|source| ReportError::Serialize {
-        run_id: report.run_id.clone(),
+    write_pretty(report, &report.run_id, out)
+}
+
+/// Pretty JSON with a trailing newline, serialized in memory first so a model error (a
+/// non-finite number: a harness bug) never leaves half a file behind. Shared by every JSON
+/// output (`report.json`, `capacity.json`); `run_id` names the run in errors.
+pub(crate) fn write_pretty<T: serde::Serialize>(
+    value: &T,
+    run_id: &str,
+    out: &mut impl Write,
+) -> Result<(), ReportError> {
+    let text = serde_json::to_string_pretty(value).map_err(|source| ReportError::Serialize {
+        run_id: run_id.to_string(),
         source,
     })?;
     out.write_all(text.as_bytes())

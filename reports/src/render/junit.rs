@@ -18,10 +18,15 @@ pub fn render_junit(report: &Report, out: &mut impl Write) -> Result<(), ReportE
     })
 }
 
-fn write_junit(r: &Report, out: &mut impl Write) -> io::Result<()> {
-    let suite = escape(&format!("dropzero.{}", r.scenario.name));
-    let tests = r.gates.len();
-    let failures = r.gates.iter().filter(|g| !g.passed).count();
+/// The XML declaration, `<testsuites>`, `<testsuite>` and the opening `<properties>` tag,
+/// shared by every JUnit output (`suite` already escaped).
+pub(crate) fn suite_header(
+    out: &mut impl Write,
+    suite: &str,
+    tests: usize,
+    failures: usize,
+    started_at: &str,
+) -> io::Result<()> {
     writeln!(out, r#"<?xml version="1.0" encoding="UTF-8"?>"#)?;
     writeln!(
         out,
@@ -30,9 +35,16 @@ fn write_junit(r: &Report, out: &mut impl Write) -> io::Result<()> {
     writeln!(
         out,
         r#"  <testsuite name="{suite}" tests="{tests}" failures="{failures}" errors="0" skipped="0" timestamp="{}">"#,
-        escape(&r.started_at)
+        escape(started_at)
     )?;
-    writeln!(out, "    <properties>")?;
+    writeln!(out, "    <properties>")
+}
+
+fn write_junit(r: &Report, out: &mut impl Write) -> io::Result<()> {
+    let suite = escape(&format!("dropzero.{}", r.scenario.name));
+    let tests = r.gates.len();
+    let failures = r.gates.iter().filter(|g| !g.passed).count();
+    suite_header(out, &suite, tests, failures, &r.started_at)?;
     for (name, value) in [
         ("run_id", r.run_id.clone()),
         ("seed", r.scenario.seed.to_string()),

@@ -397,7 +397,7 @@ fn autoscaling(out: &mut impl Write, a: &AutoscalingReport, time_scale: f64) -> 
     writeln!(
         out,
         "Target tracking on average {} per task: target {}, {}..={} tasks, one datapoint every {} s wall ({} s real). \
-         Scale-ins: {}; blocked by scale-in protection: {}; sessions cut by scale-in: {}. \
+         Scale-ins: {}; samples with the scale-in held back by protection: {}; sessions cut by scale-in: {}. \
          Task-seconds over / under `ceil(active / target)`: {} / {} (wall).",
         cell(&a.metric),
         num(a.target_value),
