@@ -66,8 +66,14 @@ pub fn build(i: Inputs<'_>) -> r::Report {
             o.stages.iter().map(|s| s.rate).reduce(f64::max),
         ),
     };
-    let (mode, replicas, journal) = match &plan.target {
-        scenario::TargetPlan::Local(l) => (
+    // The local fleet's settings: the local target's, or the fleet under the ECS emulator.
+    let local = match &plan.target {
+        scenario::TargetPlan::Local(l) => Some(l),
+        scenario::TargetPlan::Ecs(e) => e.emulator.as_ref().map(|em| &em.fleet),
+        scenario::TargetPlan::Url(_) => None,
+    };
+    let (mode, replicas, journal) = match local {
+        Some(l) => (
             Some(format!("{:?}", l.mode).to_lowercase()),
             l.replicas,
             Some(match &l.journal {
@@ -128,10 +134,41 @@ pub fn build(i: Inputs<'_>) -> r::Report {
             plan.llm.price.output_per_mtok,
         )),
         replicas: replica_records(i.target, m.start),
-        autoscaling: m
-            .autoscale
-            .as_ref()
-            .map(|log| autoscaling_report(plan, log, &m.timeline.points)),
+        autoscaling: match (i.target, &plan.autoscaling) {
+            (AnyTarget::Ecs(t, _), Some(a)) => {
+                let activities: Vec<_> = t.observed().activities.into_values().collect();
+                let observed = crate::fleet::ecs::scaling::report(
+                    a,
+                    plan.time_scale,
+                    &activities,
+                    &m.timeline.points,
+                    m.started_wall,
+                );
+                Some(autoscaling_report(plan, observed, &m.timeline.points))
+            }
+            _ => m
+                .autoscale
+                .as_ref()
+                .map(|log| autoscaling_report(plan, log.report(), &m.timeline.points)),
+        },
+        ecs: match i.target {
+            AnyTarget::Ecs(t, _) => {
+                let run_start = std::time::SystemTime::now() - m.start.elapsed();
+                let endpoint = match &plan.target {
+                    scenario::TargetPlan::Ecs(e) if e.emulator.is_some() => "emulator".to_string(),
+                    scenario::TargetPlan::Ecs(e) => {
+                        e.endpoint_url.clone().unwrap_or_else(|| "aws".into())
+                    }
+                    _ => String::new(),
+                };
+                if let Some(last) = t.observed().last_error {
+                    errors.push(format!("ECS observation: last failed poll: {last}"));
+                }
+                Some(crate::fleet::ecs::report::section(t, &endpoint, run_start))
+            }
+            _ => None,
+        },
+        halted: m.halted.clone(),
         timeline: m.timeline.points.clone(),
         errors,
     };
@@ -175,6 +212,7 @@ fn gate_spec(g: &scenario::Gate) -> Option<r::GateSpec> {
         },
         G::ScaleOutReaction(d) => r::GateSpec::ScaleOutReaction { max: *d },
         G::SloRecovery(d) => r::GateSpec::SloRecovery { max: *d },
+        G::FailedDeployments(n) => r::GateSpec::FailedDeployments { max: *n },
     })
 }
 
@@ -188,6 +226,7 @@ fn summary(h: &Histogram<u64>, scale: f64) -> r::LatencySummary {
             p99: 0.0,
             max: 0.0,
             mean: 0.0,
+            spectrum: Vec::new(),
         };
     }
     let q = |q: f64| h.value_at_quantile(q) as f64 * scale;
@@ -198,7 +237,28 @@ fn summary(h: &Histogram<u64>, scale: f64) -> r::LatencySummary {
         p99: q(0.99),
         max: h.max() as f64 * scale,
         mean: h.mean() * scale,
+        spectrum: spectrum(h, scale),
     }
+}
+
+/// The percentile spectrum as HdrHistogram's percentile output walks it, at 2 ticks per
+/// half distance (the `.hgrm` files use 5): about 4 points per doubling of the sample count
+/// in the tail, so a run of a million samples adds some 80 points per metric.
+fn spectrum(h: &Histogram<u64>, scale: f64) -> Vec<r::SpectrumPoint> {
+    let mut points: Vec<r::SpectrumPoint> = Vec::new();
+    for v in h.iter_quantiles(2) {
+        let point = r::SpectrumPoint {
+            percentile: v.quantile_iterated_to() * 100.0,
+            value: v.value_iterated_to() as f64 * scale,
+        };
+        // The walk can repeat a percentile at the end; keep the last value of each.
+        match points.last_mut() {
+            Some(last) if last.percentile >= point.percentile => last.value = point.value,
+            _ => points.push(point),
+        }
+    }
+    points.retain(|p| p.percentile > 0.0);
+    points
 }
 
 /// Billed tokens come from the mock LLM's ledger (the provider's truth). Delivered tokens
@@ -304,10 +364,9 @@ fn token_totals(
 /// `ceil(active sessions / target)`.
 fn autoscaling_report(
     plan: &ScenarioPlan,
-    log: &crate::autoscale::AutoscaleLog,
+    mut report: r::AutoscalingReport,
     points: &[r::TimelinePoint],
 ) -> r::AutoscalingReport {
-    let mut report = log.report();
     let gate = |want: fn(&scenario::Gate) -> Option<std::time::Duration>| {
         plan.gates
             .iter()
@@ -383,7 +442,7 @@ fn replica_records(target: &AnyTarget, start: tokio::time::Instant) -> Vec<r::Re
         .collect()
 }
 
-/// Write `report.json`, `report.md` and `junit.xml` into `dir`.
+/// `report.json`, `report.md`, `junit.xml`, then `index.html` into `dir`.
 pub fn write_all(report: &r::Report, dir: &Path) -> anyhow::Result<()> {
     let open = |name: &str| -> anyhow::Result<BufWriter<File>> {
         let path = dir.join(name);
@@ -394,7 +453,38 @@ pub fn write_all(report: &r::Report, dir: &Path) -> anyhow::Result<()> {
     r::render_json(report, &mut open("report.json")?).context("writing report.json")?;
     r::render_markdown(report, &mut open("report.md")?).context("writing report.md")?;
     r::render_junit(report, &mut open("junit.xml")?).context("writing junit.xml")?;
-    Ok(())
+    write_index(report, dir)
+}
+
+/// `index.html`, written last so it can link every other file of the run directory. Also
+/// used by `dropzero report` when it re-renders a report.json.
+pub fn write_index(report: &r::Report, dir: &Path) -> anyhow::Result<()> {
+    let names = crate::artefacts::list(dir)?;
+    let path = dir.join("index.html");
+    let mut out = BufWriter::new(
+        File::create(&path).with_context(|| format!("creating {}", path.display()))?,
+    );
+    r::render_html(report, &names, &mut out).context("writing index.html")?;
+    std::io::Write::flush(&mut out).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Write `latency.hlog` and `ttft.hgrm`, `itl.hgrm`, `resume.hgrm` (whole run) into `dir`.
+pub fn write_histograms(measured: &crate::run::Measured, dir: &Path) -> anyhow::Result<()> {
+    let path = dir.join("latency.hlog");
+    let mut out = BufWriter::new(
+        File::create(&path).with_context(|| format!("creating {}", path.display()))?,
+    );
+    measured
+        .hlog
+        .write(&mut out, measured.started_wall)
+        .and_then(|()| std::io::Write::flush(&mut out))
+        .with_context(|| format!("writing {}", path.display()))?;
+    let h = measured.collector.merged();
+    crate::measure::hlog::write_hgrms(
+        dir,
+        &[("ttft", &h.ttft), ("itl", &h.itl), ("resume", &h.resume)],
+    )
+    .with_context(|| format!("writing the .hgrm files in {}", dir.display()))
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The command line: one enum of subcommands and one dispatch. Exit codes are chosen here
 //! and only here: 0 every gate passed, 1 a gate failed, 2 the harness itself failed
-//! (for `capacity`: 0 a knee was found, 1 even the lowest level broke the SLO).
+//! (for `capacity`: 0 a knee was found, 1 even the lowest level broke the SLO; for `compare`:
+//! 1 a regression with `--fail-on-regression`, 2 runs that are not comparable).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,6 +28,10 @@ pub const EXIT_HARNESS_FAILED: u8 = 2;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Show the harness's logs live on stderr (-v info, -vv debug); they always go to
+    /// `dropzero.log.jsonl` in the run directory. `RUST_LOG` sets both filters.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
 }
 
 #[derive(Debug, Subcommand)]
@@ -40,11 +45,22 @@ pub enum Command {
     Capacity(CapacityArgs),
     /// Parse and check a scenario file without running it.
     Validate(ScenarioArgs),
-    /// Re-render report.md and junit.xml from a report.json (exit code from its gates).
+    /// Re-render report.md, junit.xml and index.html from a report.json (exit code from its
+    /// gates).
     Report {
         /// Path to a report.json written by `dropzero run`.
         report: PathBuf,
     },
+    /// Compare a candidate run with a base run (run directories or report.json files): per
+    /// metric base / candidate / Δ / Δ% / verdict, and every gate. Writes compare.md,
+    /// compare.json and compare.html (default: `<candidate dir>/compare-vs-<base run id>/`).
+    /// Exit 2 when the runs are not comparable (other scenario, target kind or seed) unless
+    /// `--force`; with `--fail-on-regression`, exit 1 on any regression.
+    Compare(CompareArgs),
+    /// Serve the ECS API (AWS JSON 1.1) over a local fleet, to rehearse an ECS scenario or
+    /// point the AWS CLI/SDK at (`--endpoint-url`). Prints one JSON line with the addresses,
+    /// runs until Ctrl-C, then stops every replica.
+    EcsEmulator(EcsEmulatorArgs),
     /// Serve the reference SSE agent runtime.
     Runtime(dropzero_runtime::RuntimeArgs),
     /// Serve the mock LLM provider (Anthropic and OpenAI streaming APIs, with a billing ledger).
@@ -84,6 +100,9 @@ pub struct RunArgs {
     /// Report directory (default `reports/out/<scenario>/<run-id>/`).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Run faults against an ECS service even though `target.service_arn` does not name it.
+    #[arg(long)]
+    pub yes: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -122,11 +141,68 @@ pub struct CapacityArgs {
     pub out: Option<PathBuf>,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct CompareArgs {
+    /// The base run (e.g. main's): a run directory or its report.json.
+    pub base: PathBuf,
+    /// The candidate run (e.g. the PR's): a run directory or its report.json.
+    pub candidate: PathBuf,
+    /// Where to write compare.md, compare.json, compare.html.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Compare runs of different scenarios, target kinds or seeds anyway.
+    #[arg(long)]
+    pub force: bool,
+    /// Relative noise threshold for every metric, in percent (replaces the per-metric
+    /// defaults; absolute floors stay, drops and data loss have no noise).
+    #[arg(long, value_name = "PCT")]
+    pub noise: Option<f64>,
+    /// Exit 1 when any metric or gate regressed.
+    #[arg(long)]
+    pub fail_on_regression: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EcsEmulatorArgs {
+    /// A scenario whose `[target]` is `kind = "local"`: the fleet behind the service.
+    #[arg(long)]
+    pub scenario: PathBuf,
+    /// Port of the ECS API on 127.0.0.1 (0 = any free port).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    #[arg(long, default_value = "dropzero")]
+    pub cluster: String,
+    #[arg(long, default_value = "agent-runtime")]
+    pub service: String,
+    #[arg(long, default_value = "us-east-1")]
+    pub region: String,
+    /// The task definition family (the service starts on revision 1).
+    #[arg(long, default_value = "agent-runtime")]
+    pub family: String,
+    /// The deployment circuit breaker.
+    #[arg(long, value_enum, default_value_t = Breaker::Rollback)]
+    pub circuit_breaker: Breaker,
+    /// A task definition revision whose tasks exit at start (repeatable), to rehearse a
+    /// failed deployment: `aws ecs update-service --task-definition <family>:<rev>`.
+    #[arg(long = "broken-revision")]
+    pub broken_revisions: Vec<u32>,
+    /// Run directory for logs and the journal (default `reports/out/ecs-emulator/<run-id>/`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Breaker {
+    Off,
+    On,
+    Rollback,
+}
+
 pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     match cli.command {
         Command::Run(args) => {
-            init_human_logs();
+            crate::logs::init_run_logs(cli.verbose);
             crate::fdlimit::raise();
             let overrides = args.scenario.overrides()?;
             let opts = crate::run::RunOptions {
@@ -134,12 +210,16 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
                 out: args.out.clone(),
                 overrides,
                 exe: std::env::current_exe().context("locating the dropzero executable")?,
+                yes: args.yes,
             };
             let outcome = rt.block_on(async {
                 let interrupt = shutdown_on_signal();
                 crate::run::run(opts, interrupt).await
             })?;
             print_summary(&outcome.report, &outcome.dir);
+            if let Some(expect) = &outcome.expect {
+                print_expectation(&outcome.report, expect);
+            }
             let passed = dropzero_reports::all_passed(&outcome.report);
             return Ok(ExitCode::from(if passed {
                 EXIT_OK
@@ -148,7 +228,7 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
             }));
         }
         Command::Capacity(args) => {
-            init_human_logs();
+            crate::logs::init_run_logs(cli.verbose);
             crate::fdlimit::raise();
             let opts = crate::capacity::CapacityOptions {
                 scenario: args.scenario.scenario.clone(),
@@ -195,6 +275,8 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
             dropzero_reports::render_markdown(&parsed, &mut md)?;
             let mut junit = std::fs::File::create(dir.join("junit.xml"))?;
             dropzero_reports::render_junit(&parsed, &mut junit)?;
+            drop((md, junit));
+            crate::build_report::write_index(&parsed, dir)?;
             dropzero_reports::render_markdown(&parsed, &mut std::io::stdout().lock())?;
             let passed = dropzero_reports::all_passed(&parsed);
             return Ok(ExitCode::from(if passed {
@@ -202,6 +284,32 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 EXIT_GATE_FAILED
             }));
+        }
+        Command::Compare(args) => {
+            let outcome = crate::compare::run(&crate::compare::CompareOptions {
+                base: args.base.clone(),
+                candidate: args.candidate.clone(),
+                out: args.out.clone(),
+                force: args.force,
+                noise_pct: args.noise,
+            })?;
+            dropzero_reports::render_compare_markdown(
+                &outcome.comparison,
+                &mut std::io::stdout().lock(),
+            )?;
+            println!("\ncompare: {}", outcome.dir.join("compare.html").display());
+            let regressed = outcome.comparison.regressions > 0;
+            return Ok(ExitCode::from(if regressed && args.fail_on_regression {
+                EXIT_GATE_FAILED
+            } else {
+                EXIT_OK
+            }));
+        }
+        Command::EcsEmulator(args) => {
+            // A server run by hand: its log stays live (info) as well as in the file.
+            crate::logs::init_run_logs(cli.verbose.max(1));
+            crate::fdlimit::raise();
+            rt.block_on(ecs_emulator(args))?;
         }
         Command::Runtime(args) => {
             init_json_logs();
@@ -221,6 +329,51 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(EXIT_OK))
 }
 
+/// `dropzero ecs-emulator`: start, print the addresses, serve until a signal.
+async fn ecs_emulator(args: EcsEmulatorArgs) -> anyhow::Result<()> {
+    let interrupt = shutdown_on_signal();
+    let plan = scenario::load(&args.scenario)?;
+    let dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("reports/out/ecs-emulator").join(crate::run::run_id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    crate::logs::attach(&dir).with_context(|| format!("creating the log in {}", dir.display()))?;
+    let cfg = crate::ecs_emulator::EmulatorConfig {
+        cluster: args.cluster.clone(),
+        service: args.service.clone(),
+        region: args.region.clone(),
+        family: args.family.clone(),
+        circuit_breaker: match args.circuit_breaker {
+            Breaker::Off => None,
+            Breaker::On => Some(crate::ecs_emulator::CircuitBreaker { rollback: false }),
+            Breaker::Rollback => Some(crate::ecs_emulator::CircuitBreaker { rollback: true }),
+        },
+        broken_revisions: args.broken_revisions.clone(),
+        ..Default::default()
+    };
+    let exe = std::env::current_exe().context("locating the dropzero executable")?;
+    let listen = std::net::SocketAddr::from(([127, 0, 0, 1], args.port));
+    let emulator = tokio::select! {
+        started = crate::ecs_emulator::from_scenario::start(&plan, cfg, &dir, &exe, listen) => started?,
+        () = interrupt.cancelled() => return Ok(()),
+    };
+    let fleet = emulator.fleet();
+    let line = serde_json::json!({
+        "listening": emulator.endpoint_url().trim_start_matches("http://"),
+        "cluster": args.cluster,
+        "service": args.service,
+        "region": args.region,
+        "router": crate::fleet::Target::base_url(fleet),
+        "llm": crate::fleet::Target::llm_url(fleet),
+        "dir": dir.display().to_string(),
+    });
+    println!("{line}");
+    interrupt.cancelled().await;
+    emulator.shutdown().await;
+    Ok(())
+}
+
 /// JSON logs on stderr, one object per line, filtered by `RUST_LOG` (default `info`).
 /// Stdout stays free for the single `{"listening": ...}` line the fleet reads.
 fn init_json_logs() {
@@ -230,16 +383,6 @@ fn init_json_logs() {
         .json()
         .with_current_span(true)
         .with_span_list(false)
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-}
-
-/// Human-readable logs on stderr for `dropzero run` (warnings and up unless `RUST_LOG`).
-fn init_human_logs() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
@@ -256,6 +399,9 @@ fn print_summary(report: &dropzero_reports::Report, dir: &std::path::Path) {
             "FAILED"
         }
     );
+    if let Some(why) = &report.halted {
+        println!("  HALTED: {why} (faults and load stopped early)");
+    }
     for g in &report.gates {
         let observed = g
             .observed
@@ -275,6 +421,41 @@ fn print_summary(report: &dropzero_reports::Report, dir: &std::path::Path) {
         s.started, s.completed, s.resumed, s.dropped, s.failed
     );
     println!("  report: {}", dir.join("report.md").display());
+    print_log_line(dir);
+}
+
+/// Where the harness's log is, and whether it holds warnings worth a look.
+fn print_log_line(dir: &std::path::Path) {
+    crate::logs::flush();
+    let path = dir.join(crate::logs::FILE_NAME);
+    match crate::logs::warnings() {
+        0 => println!("  log: {}", path.display()),
+        n => println!(
+            "  log: {} ({n} warnings; -v shows them live)",
+            path.display()
+        ),
+    }
+}
+
+/// Whether the run reached the verdict its scenario is written for (a naive twin is meant
+/// to fail); informational, the exit code stays the gates' verdict.
+fn print_expectation(report: &dropzero_reports::Report, expect: &scenario::Expectation) {
+    let failed: Vec<&str> = report
+        .gates
+        .iter()
+        .filter(|g| !g.passed)
+        .map(|g| g.name.as_str())
+        .collect();
+    let verdict = match expect.verdict {
+        scenario::Verdict::Pass => "pass",
+        scenario::Verdict::Fail => "fail",
+    };
+    match expect.check(&failed) {
+        Ok(()) => println!("  as this scenario expects ([expect] verdict = {verdict:?})"),
+        Err(why) => {
+            println!("  NOT as this scenario expects ([expect] verdict = {verdict:?}): {why}")
+        }
+    }
 }
 
 /// The capacity verdict and where the files are, on stdout.
@@ -303,6 +484,7 @@ fn print_capacity(report: &dropzero_reports::CapacityReport, dir: &std::path::Pa
         ),
     }
     println!("  report: {}", dir.join("capacity.md").display());
+    print_log_line(dir);
 }
 
 /// A token cancelled by the first SIGTERM or SIGINT. A second signal exits at once, so an

@@ -18,16 +18,26 @@
 //! - [`load`]: closed users and open arrivals; [`load::mix`] says what each session asks.
 //! - [`session`]: one session end to end — create, stream, verify, resume, classify.
 //! - [`measure`]: the collector (sharded HdrHistograms, counters) and the 1 s timeline.
+//! - [`ecs_emulator`]: the ECS control-plane API (AWS JSON 1.1) over a local fleet, for
+//!   rehearsing and testing the ECS target (`dropzero ecs-emulator`).
 //! - [`progress`]: live progress on stderr.
+//! - [`logs`]: the harness's own log, JSON lines in the run directory (`-v` shows it live).
+//! - [`compare`]: `dropzero compare BASE CANDIDATE` — reads two reports, refuses
+//!   incomparable runs, writes `compare.{md,json,html}`.
+//! - [`artefacts`]: the files of a run directory, for the links of `index.html`.
 
+pub mod artefacts;
 pub mod autoscale;
 pub mod build_report;
 pub mod capacity;
 pub mod cli;
+pub mod compare;
+pub mod ecs_emulator;
 pub mod faults;
 pub mod fdlimit;
 pub mod fleet;
 pub mod load;
+pub mod logs;
 pub mod measure;
 pub mod progress;
 pub mod run;

@@ -7,7 +7,9 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = dropzero::cli::Cli::parse();
-    match dropzero::cli::main(cli) {
+    let result = dropzero::cli::main(cli);
+    dropzero::logs::flush();
+    match result {
         Ok(code) => code,
         Err(err) => {
             eprintln!("dropzero: error: {err:#}");

@@ -44,6 +44,7 @@ impl Progress {
         if let (Some(desired), Some(running)) = (point.desired_tasks, point.running_tasks) {
             line.push_str(&format!(" | tasks {running}/{desired}"));
         }
+        crate::logs::flush();
         let secs = elapsed.as_secs();
         if self.bar.is_hidden() {
             if secs >= self.last_plain + self.plain_every {

@@ -17,6 +17,7 @@ use crate::faults::FaultLog;
 use crate::faults::driver::FaultCtx;
 use crate::fleet::Target;
 use crate::load::{self, mix::SessionPlan};
+use crate::measure::hlog::IntervalLog;
 use crate::measure::recorder::Recorder;
 use crate::measure::timeline::Timeline;
 use crate::measure::{Collector, Counters};
@@ -33,6 +34,8 @@ pub struct RunOptions {
     pub overrides: scenario::Overrides,
     /// The executable that serves `runtime` and `mock-llm` (normally this one).
     pub exe: PathBuf,
+    /// Act on an ECS service the scenario's `service_arn` does not name (`--yes`).
+    pub yes: bool,
 }
 
 /// Where the report went and what it says.
@@ -40,6 +43,8 @@ pub struct RunOptions {
 pub struct RunOutcome {
     pub dir: PathBuf,
     pub report: dropzero_reports::Report,
+    /// The verdict the scenario says it is written to reach (`[expect]`).
+    pub expect: Option<scenario::Expectation>,
 }
 
 /// Run a scenario end to end. `interrupt` is Ctrl-C: the run stops early, children are
@@ -53,9 +58,14 @@ pub async fn run(opts: RunOptions, interrupt: CancellationToken) -> anyhow::Resu
         .clone()
         .unwrap_or_else(|| PathBuf::from("reports/out").join(&plan.name).join(&run_id));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    crate::logs::attach(&dir).with_context(|| format!("creating the log in {}", dir.display()))?;
     tracing::info!(scenario = %plan.name, dir = %dir.display(), "run starting");
 
     let target = Arc::new(target_setup::start(&plan, &dir, &opts.exe).await?);
+    if let Err(e) = target_setup::confirm(&plan, &target, opts.yes) {
+        target.shutdown().await;
+        return Err(e);
+    }
     let result = drive(&plan, &target, &dir, &interrupt).await;
     let ledger = target_setup::ledger(&target).await;
     target.shutdown().await;
@@ -69,8 +79,41 @@ pub async fn run(opts: RunOptions, interrupt: CancellationToken) -> anyhow::Resu
         ledger: ledger.as_ref(),
         target: &target,
     });
+    // The histogram files first: index.html, written last, links every file.
+    build_report::write_histograms(&measured, &dir)?;
     build_report::write_all(&report, &dir)?;
-    Ok(RunOutcome { dir, report })
+    if measured.load.sessions_launched == 0
+        && !interrupt.is_cancelled()
+        && measured.halted.is_none()
+    {
+        // Nothing was measured, so no gate can say anything about the target: the plan
+        // itself is at fault, and that is a harness failure (exit 2), not a verdict.
+        anyhow::bail!(
+            "the load plan started no session: {} over {:?} wall-clock (report in {})",
+            describe_load(&plan.load),
+            plan.duration,
+            dir.display()
+        );
+    }
+    Ok(RunOutcome {
+        dir,
+        report,
+        expect: plan.expect.clone(),
+    })
+}
+
+/// One line on what the load plan asked for, for the "started no session" error.
+fn describe_load(load: &scenario::LoadPlan) -> String {
+    match load {
+        scenario::LoadPlan::Closed(c) => format!(
+            "closed users {:?}",
+            c.stages.iter().map(|s| s.users).collect::<Vec<_>>()
+        ),
+        scenario::LoadPlan::Open(o) => format!(
+            "open arrivals at {:?} sessions per wall-clock second",
+            o.stages.iter().map(|s| s.rate).collect::<Vec<_>>()
+        ),
+    }
 }
 
 /// Everything measured during the run, handed to the report builder.
@@ -83,6 +126,12 @@ pub struct Measured {
     pub timeline: Timeline,
     pub load: load::LoadSummary,
     pub errors: Vec<String>,
+    /// Why a `[halt]` condition stopped the run early.
+    pub halted: Option<String>,
+    /// TTFT, ITL and resume per second, for `latency.hlog`.
+    pub hlog: IntervalLog,
+    /// Wall-clock time of `start`.
+    pub started_wall: std::time::SystemTime,
 }
 
 /// Run `plan`'s load (and its fault timeline) against a started `target` for the plan's
@@ -102,6 +151,7 @@ pub async fn drive(
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(1024)
         .tcp_nodelay(true)
+        .redirect(session::redirect_policy())
         .build()
         .context("building the HTTP client")?;
     let client_cfg = client_config(plan);
@@ -188,10 +238,14 @@ pub async fn drive(
 
     let grace = target_setup::end_grace(plan);
     let mut timeline = Timeline::new(start);
+    let started_wall = std::time::SystemTime::now() - start.elapsed();
+    let mut hlog = IntervalLog::default();
+    let mut interval_start = Duration::ZERO;
     let mut progress = Progress::new(&plan.name, plan.duration);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
     let mut errors = Vec::new();
+    let mut halted: Option<String> = None;
     let summary = loop {
         tokio::select! {
             res = &mut load_task => break res.unwrap_or_else(|e| {
@@ -211,15 +265,38 @@ pub async fn drive(
                     ));
                     hard_stop.cancel();
                 }
+                if halted.is_none()
+                    && let Some(why) = plan.halt.and_then(|h| h.breached(halt_inputs(&collector.counters)))
+                {
+                    // Faults stop first (no new damage), then the load, at once: the point
+                    // of a halt is to stop hurting a target that is already failing.
+                    tracing::warn!(reason = %why, "halt condition: stopping faults and load");
+                    faults_done.cancel();
+                    stop_new.cancel();
+                    hard_stop.cancel();
+                    halted = Some(why);
+                }
                 let replicas = target.replicas();
                 timeline.sample(&collector.counters, &replicas);
-                let (ttft, itl) = match collector.window.lock() {
-                    Ok(mut w) => w.take_p99_ms(),
-                    Err(p) => p.into_inner().take_p99_ms(),
-                };
+                let now = start.elapsed();
+                let second = collector.close_window(&mut hlog, interval_start, now - interval_start);
+                interval_start = now;
                 if let Some(point) = timeline.points.last_mut() {
-                    point.ttft_p99_ms = ttft;
-                    point.itl_p99_ms = itl;
+                    point.ttft_p99_ms = second.ttft_p99_ms;
+                    point.itl_p99_ms = second.itl_p99_ms;
+                    point.resume_p99_ms = second.resume_p99_ms;
+                    point.resumes = second.resumes;
+                    if let target_setup::AnyTarget::Ecs(ecs, _) = target.as_ref()
+                        && let Some(service) = ecs.observed().service
+                    {
+                        point.desired_tasks = Some(service.desired);
+                        point.running_tasks = Some(service.running);
+                        // The clients' view of the scaling metric: their active sessions
+                        // over the service's running tasks.
+                        point.scaling_metric = (service.running > 0).then(|| {
+                            point.active_sessions as f64 / f64::from(service.running)
+                        });
+                    }
                     if let Some(log) = &autoscale {
                         point.desired_tasks = Some(log.desired());
                         point.running_tasks = Some(
@@ -236,6 +313,13 @@ pub async fn drive(
         }
     };
     progress.finish(&collector.counters);
+    // The samples of the end grace's last partial second.
+    let now = start.elapsed();
+    collector.close_window(
+        &mut hlog,
+        interval_start,
+        now.saturating_sub(interval_start),
+    );
     faults_done.cancel();
     let _ = fault_task.await;
     if let Some(task) = autoscale_task {
@@ -253,7 +337,23 @@ pub async fn drive(
         timeline,
         load: summary,
         errors,
+        halted,
+        hlog,
+        started_wall,
     })
+}
+
+fn halt_inputs(c: &Counters) -> scenario::HaltInputs {
+    let dropped = Counters::get(&c.dropped);
+    let failed = Counters::get(&c.failed);
+    scenario::HaltInputs {
+        dropped,
+        failed,
+        finished: Counters::get(&c.completed) + Counters::get(&c.resumed) + dropped + failed,
+        data_loss: Counters::get(&c.lost_events)
+            + Counters::get(&c.duplicated_events)
+            + Counters::get(&c.content_mismatches),
+    }
 }
 
 /// Wait for the `sessions.jsonl` writer to flush (every sender is gone once the load ends).
@@ -269,6 +369,7 @@ fn client_config(plan: &ScenarioPlan) -> ClientConfig {
             max_retries: s.resume.max_retries,
             backoff_initial: s.resume.backoff_initial,
             backoff_max: s.resume.backoff_max,
+            retry_hint: s.resume.retry_hint,
             ..session::ResumePolicy::default()
         },
         deadline: target_setup::session_deadline(plan),

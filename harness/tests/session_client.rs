@@ -18,8 +18,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use dropzero::session::{
-    ClientConfig, DropReason, InterruptReason, NotStartedReason, Observer, ResumePolicy,
-    SessionClass, SessionOutcome, SessionSpec, run_session,
+    ClientConfig, DropReason, InterruptReason, NotStartedReason, Observer, ResumePolicy, RetryHint,
+    SessionClass, SessionOutcome, SessionSpec, redirect_policy, run_session,
 };
 use dropzero_sse::{Limits, SseError};
 use serde_json::json;
@@ -308,6 +308,7 @@ fn config() -> ClientConfig {
             backoff_initial: Duration::from_millis(5),
             backoff_max: Duration::from_millis(20),
             jitter: 0.5,
+            retry_hint: RetryHint::Ignore,
         },
         deadline: Duration::from_secs(5),
         limits: Limits {
@@ -340,7 +341,10 @@ async fn run_with(script: Script, cfg: ClientConfig, mut rec: Recorder) -> Run {
         idempotency_key: "key-1".into(),
         intended_start: Some(Instant::now() - Duration::from_millis(50)),
     };
-    let client = reqwest::Client::new();
+    let client = reqwest::Client::builder()
+        .redirect(redirect_policy())
+        .build()
+        .expect("client");
     let fut = run_session(&client, &spec, &cfg, &mut rec, &cancel);
     let outcome = tokio::time::timeout(Duration::from_secs(10), fut)
         .await
@@ -530,7 +534,10 @@ async fn create_refused_for_good_is_not_started() {
         intended_start: None,
     };
     let mut rec = Recorder::default();
-    let client = reqwest::Client::new();
+    let client = reqwest::Client::builder()
+        .redirect(redirect_policy())
+        .build()
+        .expect("client");
     let cancel = CancellationToken::new();
     let outcome = run_session(&client, &spec, &config(), &mut rec, &cancel).await;
     assert_eq!(

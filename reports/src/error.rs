@@ -19,6 +19,9 @@ pub enum ReportError {
         #[source]
         source: serde_json::Error,
     },
+    /// Drawing a chart failed (plotters refused a coordinate or an element).
+    #[error("cannot draw chart {chart:?}: {message}")]
+    Chart { chart: String, message: String },
     /// Writing a rendered report to its destination failed.
     #[error("cannot write {format} report: {source}")]
     Write {

@@ -53,6 +53,9 @@ pub enum GateSpec {
     /// Slowest breach → SLO recovery at most `max` (wall clock); fails when the SLO never
     /// recovered after a breach.
     SloRecovery { max: Duration },
+    /// ECS deployments whose rollout ended FAILED (the circuit breaker tripped), at most
+    /// `max`; passes with no ECS section (a local fleet's deploy cannot fail that way).
+    FailedDeployments { max: u64 },
 }
 
 /// A number from 0.0 to 1.0, checked once when the scenario is validated so that a NaN or a
@@ -91,6 +94,7 @@ impl GateSpec {
             GateSpec::ErrorRate { .. } => "error_rate",
             GateSpec::ScaleOutReaction { .. } => "scale_out_reaction",
             GateSpec::SloRecovery { .. } => "slo_recovery",
+            GateSpec::FailedDeployments { .. } => "failed_deployments",
         }
     }
 
@@ -111,6 +115,7 @@ impl GateSpec {
             GateSpec::ResumeP99 { .. } => 10,
             GateSpec::ScaleOutReaction { .. } => 11,
             GateSpec::SloRecovery { .. } => 12,
+            GateSpec::FailedDeployments { .. } => 13,
         }
     }
 }
@@ -143,7 +148,9 @@ pub fn evaluate(specs: &[GateSpec], report: &Report) -> Vec<GateResult> {
 /// True when the report has at least one gate and every gate passed. A report without gates
 /// (hand-written, or from a broken run) is not a pass: CI must see evidence.
 pub fn all_passed(report: &Report) -> bool {
-    !report.gates.is_empty() && report.gates.iter().all(|g| g.passed)
+    // A halted run stopped because an SLO or error budget broke: it fails whatever the gates
+    // say about the part that ran.
+    report.halted.is_none() && !report.gates.is_empty() && report.gates.iter().all(|g| g.passed)
 }
 
 fn evaluate_one(spec: &GateSpec, report: &Report) -> GateResult {
@@ -197,6 +204,25 @@ fn evaluate_one(spec: &GateSpec, report: &Report) -> GateResult {
             "scale-out reaction (breach → capacity ready)",
             |r| r.ready_s.map(|x| x - r.breach_s),
         ),
+        GateSpec::FailedDeployments { max } => match &report.ecs {
+            Some(ecs) => at_most(
+                name,
+                ecs.deployments
+                    .iter()
+                    .filter(|d| d.rollout_state.as_deref() == Some("FAILED"))
+                    .count() as u64,
+                *max,
+                "ECS deployments that ended FAILED",
+            ),
+            None => GateResult {
+                name: name.into(),
+                threshold: *max as f64,
+                observed: None,
+                passed: true,
+                unit: "count".into(),
+                message: "not an ECS run: no ECS deployment to fail".into(),
+            },
+        },
         GateSpec::SloRecovery { max } => slowest_reaction(
             name,
             report,

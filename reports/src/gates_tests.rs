@@ -26,6 +26,7 @@ fn summary(count: u64, p99: f64) -> LatencySummary {
         p99,
         max: p99 * 1.5,
         mean: p99 / 2.0,
+        spectrum: Vec::new(),
     }
 }
 
@@ -308,4 +309,37 @@ fn autoscaling_reaction_gates() {
         with(vec![reaction(10.0, Some(11.0), None)]),
         false,
     );
+}
+
+#[test]
+fn failed_deployments_counts_ecs_rollouts_that_ended_failed() {
+    use crate::ecs::{EcsDeployment, EcsReport};
+    let with = |states: &'static [&'static str]| {
+        move |r: &mut Report| {
+            let deployments = states
+                .iter()
+                .map(|s| EcsDeployment {
+                    rollout_state: Some((*s).to_string()),
+                    ..EcsDeployment::default()
+                })
+                .collect();
+            r.ecs = Some(EcsReport {
+                deployments,
+                ..EcsReport::default()
+            });
+        }
+    };
+    let gate = GateSpec::FailedDeployments { max: 0 };
+    let ok = check(gate.clone(), with(&["COMPLETED", "COMPLETED"]), true);
+    assert_eq!(ok.observed, Some(0.0));
+    let failed = check(gate.clone(), with(&["FAILED", "COMPLETED"]), false);
+    assert_eq!(failed.observed, Some(1.0));
+    check(
+        GateSpec::FailedDeployments { max: 1 },
+        with(&["FAILED"]),
+        true,
+    );
+    // A local run has no ECS deployments: nothing to fail, and it says so.
+    let local = check(gate, |_| {}, true);
+    assert_eq!(local.observed, None);
 }

@@ -8,9 +8,16 @@
 //! - `render/json.rs` — [`render_json`] and [`parse_json`] (for `dropzero report`).
 //! - `render/markdown.rs` — [`render_markdown`], readable as a GitHub PR comment.
 //! - `render/junit.rs` — [`render_junit`], one testcase per gate.
+//! - `render/html.rs` — [`render_html`]: `index.html`, gates, inline SVG charts, tables,
+//!   links to the run's other files (`render/html_page.rs` holds the page building blocks).
+//! - [`compare`] — [`Comparison`]: two reports in, per-metric deltas and verdicts out
+//!   (`dropzero compare`); rendered by `render/compare.rs`.
+//! - [`charts`] — SVG charts (plotters) of a report and of a capacity sweep.
 //! - [`capacity`] — [`CapacityReport`] (`dropzero capacity`: the per-level curve, the knee,
 //!   the recommended target value) and `capacity.json`; `render/capacity.rs` renders its
-//!   Markdown and JUnit; pinned by `reports/schema/capacity.schema.json`.
+//!   Markdown and JUnit (`render/capacity_html.rs` its `index.html`); pinned by
+//!   `reports/schema/capacity.schema.json`.
+//! - [`ecs`] — [`EcsReport`]: deployments, tasks and service events of an ECS target.
 //! - `reports/schema/report.schema.json` — the committed JSON Schema of `report.json`,
 //!   checked against a rendered report by the tests.
 //!
@@ -24,6 +31,9 @@
 //! see raw samples either — the harness summarizes its histograms before filling the model.
 
 pub mod capacity;
+pub mod charts;
+pub mod compare;
+pub mod ecs;
 pub mod error;
 pub mod gates;
 pub mod model;
@@ -33,13 +43,21 @@ pub use capacity::{
     CAPACITY_SCHEMA, CapacityReport, LevelResult, PeakPlan, Recommendation, Slo,
     parse_capacity_json, render_capacity_json,
 };
+pub use compare::{Comparison, Verdict, compare, mismatches};
+pub use ecs::{EcsDeployment, EcsEvent, EcsReport, EcsTask};
 pub use error::{GateError, ReportError};
 pub use gates::{Fraction, GateSpec, all_passed, default_gates, evaluate};
 pub use model::*;
 pub use render::capacity::{render_capacity_junit, render_capacity_markdown};
+pub use render::capacity_html::render_capacity_html;
+pub use render::compare::{render_compare_html, render_compare_json, render_compare_markdown};
+pub use render::html::render_html;
 pub use render::json::{parse_json, render_json};
 pub use render::junit::render_junit;
 pub use render::markdown::render_markdown;
 
 /// The committed JSON Schema of `report.json`, for tools that want to ship or check it.
 pub const REPORT_SCHEMA: &str = include_str!("../schema/report.schema.json");
+
+/// The committed JSON Schema of `compare.json` (what `dropzero compare` writes).
+pub const COMPARE_SCHEMA: &str = include_str!("../schema/compare.schema.json");

@@ -23,6 +23,8 @@
 //! so every `f64` field is serialized through [`finite`], which turns a non-finite value into a
 //! serialization error naming the value. Quantities that can be undefined are `Option<f64>`.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The version of the `report.json` format this crate writes and reads.
@@ -83,6 +85,12 @@ pub struct Report {
     /// The emulated target-tracking autoscaler, when the scenario enables it.
     #[serde(default)]
     pub autoscaling: Option<AutoscalingReport>,
+    /// What the ECS target saw of its service (ECS targets only).
+    #[serde(default)]
+    pub ecs: Option<crate::ecs::EcsReport>,
+    /// Why the run stopped early, when a `[halt]` condition fired (the run then fails).
+    #[serde(default)]
+    pub halted: Option<String>,
     /// One point per second of the run.
     pub timeline: Vec<TimelinePoint>,
     /// Harness-side warnings that did not stop the run (a scrape failed, a child was slow to
@@ -278,6 +286,21 @@ pub struct LatencySummary {
     pub max: f64,
     #[serde(serialize_with = "finite::f64")]
     pub mean: f64,
+    /// The histogram's percentile spectrum, as HdrHistogram's percentile output walks it
+    /// (the `.hgrm` files have the same, finer): empty in per-fault summaries and in
+    /// reports written before it existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub spectrum: Vec<SpectrumPoint>,
+}
+
+/// One point of a percentile spectrum: `percentile` in (0, 100], `value` in the summary's
+/// unit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct SpectrumPoint {
+    #[serde(serialize_with = "finite::f64")]
+    pub percentile: f64,
+    #[serde(serialize_with = "finite::f64")]
+    pub value: f64,
 }
 
 /// One fault from the scenario timeline and what it cost.
@@ -333,7 +356,9 @@ pub struct FaultRecord {
 pub struct ReplicaStop {
     pub replica: String,
     pub version: String,
-    /// `deploy` (deregister, drain, SIGTERM), `sigterm`, `sigkill` or `oom`.
+    /// `deploy` (deregister, drain, SIGTERM), `sigterm`, `sigkill` or `oom`; on an ECS target
+    /// `ecs:UpdateService` or `ecs:StopTask`, whose account is what the clients saw: `severed`
+    /// = streams cut on the task by the fault, `handed_off` = of those, resumed elsewhere.
     pub how: String,
     /// Seconds the router waited for the replica's streams after deregistration (deploys).
     #[serde(serialize_with = "finite::opt_f64")]
@@ -396,6 +421,15 @@ pub struct TimelinePoint {
     pub ttft_p99_ms: Option<f64>,
     #[serde(default, serialize_with = "finite::opt_f64")]
     pub itl_p99_ms: Option<f64>,
+    /// Resume latency p99 of the resumes that completed this second (interruption noticed →
+    /// first event after the reconnect), and how many there were.
+    #[serde(default, serialize_with = "finite::opt_f64")]
+    pub resume_p99_ms: Option<f64>,
+    #[serde(default)]
+    pub resumes: u64,
+    /// Replicas that are not stopped, per version (`v1`, `v2`, …): who serves during a deploy.
+    #[serde(default)]
+    pub versions: BTreeMap<String, u32>,
 }
 
 /// What the emulated Application Auto Scaling target-tracking policy did. Times are wall

@@ -36,8 +36,7 @@ pub fn exceeded(budget: &Budget, usage: &Usage, elapsed: Duration) -> Option<Str
 pub fn max_duration(budget: &Budget) -> Option<Duration> {
     budget
         .max_duration_s
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
 }
 
 #[cfg(test)]

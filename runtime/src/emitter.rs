@@ -230,6 +230,10 @@ impl Emitter {
         if let Err(e) = durable.await {
             if matches!(e, JournalError::SeqTaken { .. }) {
                 self.lock().superseded = true;
+            } else {
+                self.metrics
+                    .journal_append_errors
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             return Err(e.into());
         }

@@ -16,7 +16,8 @@
 //!
 //! # Layout
 //! - [`config`]: flags ([`RuntimeArgs`]) resolved into a [`Config`].
-//! - [`api`]: the router ([`app`]), errors, session endpoints, the SSE stream.
+//! - [`api`]: the router ([`app`]), errors, auth, session endpoints, the SSE stream.
+//! - [`server`]: hyper under the router, with a header read timeout and a head size limit.
 //! - [`session`]: session records, statuses, events, the registry of local sessions.
 //! - [`journal`]: the write-ahead journal trait and its memory, SQLite and Redis backends.
 //! - [`emitter`]: per-session seq assignment, digest, usage; append-then-notify.
@@ -25,6 +26,8 @@
 //! - [`lease`]: heartbeats, the orphan sweeper, claiming a session to take it over.
 //! - [`llm`]: the streaming Anthropic Messages client.
 //! - [`protection`]: ECS task scale-in protection while sessions run here.
+//! - [`ecs`]: the replica's name on ECS (its task id, from the task metadata endpoint).
+//! - [`emf`]: active sessions as CloudWatch Embedded Metric Format lines (autoscaling).
 //! - [`budget`], [`drain`], [`metrics`], [`state`].
 //! - [`mock`]: the mock LLM provider (Anthropic + OpenAI streaming, latency, faults, ledger).
 
@@ -33,6 +36,8 @@ pub mod api;
 pub mod budget;
 pub mod config;
 pub mod drain;
+pub mod ecs;
+pub mod emf;
 pub mod emitter;
 pub mod journal;
 pub mod lease;
@@ -40,6 +45,7 @@ pub mod llm;
 pub mod metrics;
 pub mod mock;
 pub mod protection;
+pub mod server;
 pub mod session;
 pub mod state;
 
@@ -71,21 +77,36 @@ pub async fn open_journal(spec: &JournalSpec) -> anyhow::Result<Arc<dyn Journal>
             SqliteJournal::open(path)
                 .with_context(|| format!("opening the journal {}", path.display()))?,
         ),
-        JournalSpec::Redis(redis) => Arc::new(
-            RedisJournal::open(&redis.url, RedisOptions::new(&redis.prefix))
-                .await
-                .with_context(|| format!("opening the journal {redis}"))?,
-        ),
+        JournalSpec::Redis(redis) => {
+            let options = RedisOptions {
+                ca_pem: redis.ca_pem.clone(),
+                ..RedisOptions::new(&redis.prefix)
+            };
+            Arc::new(
+                RedisJournal::open(&redis.url, options)
+                    .await
+                    .with_context(|| format!("opening the journal {redis}"))?,
+            )
+        }
     })
 }
 
 /// Serve the runtime until `shutdown` fires, then drain and return.
 pub async fn run(args: RuntimeArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let (config, spec) = Config::from_args(&args)?;
+    let (mut config, spec) = Config::from_args(&args)?;
+    if let Some(id) = ecs::replica_id(
+        args.replica_id.as_deref(),
+        args.ecs_container_metadata_uri.as_deref(),
+        ecs::METADATA_TIMEOUT,
+    )
+    .await
+    {
+        config.replica_id = id;
+    }
     let journal = open_journal(&spec).await?;
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
+    let listener = tokio::net::TcpListener::bind((args.bind, args.port))
         .await
-        .with_context(|| format!("binding 127.0.0.1:{}", args.port))?;
+        .with_context(|| format!("binding {}:{}", args.bind, args.port))?;
     let addr = listener.local_addr()?;
     {
         let mut stdout = std::io::stdout().lock();
@@ -116,12 +137,22 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let hard_stop = state.drain.hard_stop.clone();
-    let server = axum::serve(listener, app(state.clone()))
-        .with_graceful_shutdown(hard_stop.clone().cancelled_owned());
+    let server = server::serve(
+        listener,
+        app(state.clone()),
+        state.config.connection,
+        hard_stop.clone().cancelled_owned(),
+    );
+    // The metric lines stop with the process (dropping the guard), in both modes.
+    let _emf = state.config.emf.clone().map(|emf| {
+        let stop = CancellationToken::new();
+        tokio::spawn(emit_metrics(emf, state.clone(), stop.clone()));
+        stop.drop_guard()
+    });
     if state.config.mode == Mode::Naive {
         // The fragile design: no drain; every stream is cut when the process goes.
         tokio::select! {
-            result = server => result.context("serving")?,
+            () = server => {}
             _ = shutdown.cancelled() => tracing::info!("shutdown: naive mode exits at once"),
         }
         return Ok(());
@@ -139,7 +170,7 @@ pub async fn serve(
             background_stop.clone(),
         )),
     ];
-    let served = server.await.context("serving");
+    server.await;
     supervisor.abort();
     state.tasks.close();
     if tokio::time::timeout(HANDOFF_GRACE, state.tasks.wait())
@@ -154,7 +185,25 @@ pub async fn serve(
     }
     state.drain.log_summary();
     tracing::info!("drained; exiting");
-    served
+    Ok(())
+}
+
+/// EMF lines on stderr, next to the JSON logs (awslogs ships both streams; stdout carries
+/// only the `listening` line).
+async fn emit_metrics(emf: emf::EmfConfig, state: AppState, stop: CancellationToken) {
+    let reporter = emf::Reporter {
+        replica_id: state.config.replica_id.clone(),
+        mode: state.config.mode.as_str(),
+        version: state.config.version_label.clone(),
+    };
+    let sample = || emf::Sample {
+        active_sessions: state.local.len(),
+        open_streams: state
+            .metrics
+            .open_streams
+            .load(std::sync::atomic::Ordering::Relaxed),
+    };
+    emf::run(emf, reporter, sample, std::io::stderr(), stop).await;
 }
 
 /// Phase 1 of the drain at `shutdown`, phase 2 when no session runs here or at the deadline.

@@ -30,6 +30,12 @@ pub enum LlmError {
 }
 
 impl LlmError {
+    /// The request never reached the LLM: no connection could be made (refused, no route,
+    /// connect timeout). An outage rather than a failure of this call.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, LlmError::Connect(e) if e.is_connect())
+    }
+
     /// 429, 529, 5xx, connection errors, cut streams and overload events are worth retrying.
     pub fn is_retryable(&self) -> bool {
         match self {
@@ -80,6 +86,19 @@ pub struct LlmClient {
     http: reqwest::Client,
     base: String,
     model: String,
+    /// `$ANTHROPIC_API_KEY` at start-up (on ECS: the task definition's `secrets`), sent as
+    /// `x-api-key`; the mock LLM ignores it. Never printed.
+    api_key: Option<ApiKey>,
+}
+
+/// An API key whose `Debug` never shows it (the client is logged in debug output).
+#[derive(Clone)]
+struct ApiKey(String);
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiKey(redacted)")
+    }
 }
 
 impl LlmClient {
@@ -91,6 +110,10 @@ impl LlmClient {
                 .unwrap_or_default(),
             base: base.trim_end_matches('/').to_string(),
             model: model.to_string(),
+            api_key: std::env::var("ANTHROPIC_API_KEY")
+                .ok()
+                .filter(|k| !k.is_empty())
+                .map(ApiKey),
         }
     }
 
@@ -106,9 +129,11 @@ impl LlmClient {
         if let Some(tools) = &req.tools {
             body["tools"] = tools.clone();
         }
-        let response = self
-            .http
-            .post(format!("{}/v1/messages", self.base))
+        let mut request = self.http.post(format!("{}/v1/messages", self.base));
+        if let Some(key) = &self.api_key {
+            request = request.header("x-api-key", &key.0);
+        }
+        let response = request
             .header("anthropic-version", "2023-06-01")
             .header("x-dropzero-role", req.role)
             .header("x-dropzero-session", &req.session_id)
@@ -256,5 +281,16 @@ impl LlmStream {
     /// Text tokens received so far (what a cut response is billed for, at least).
     pub fn text_tokens(&self) -> u64 {
         self.text_tokens
+    }
+}
+
+#[cfg(test)]
+mod api_key_tests {
+    use super::ApiKey;
+
+    #[test]
+    fn an_api_key_never_shows_in_debug_output() {
+        let shown = format!("{:?}", Some(ApiKey("sk-ant-secret".into())));
+        assert!(!shown.contains("sk-ant"), "{shown}");
     }
 }

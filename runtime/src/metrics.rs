@@ -65,6 +65,9 @@ pub struct Metrics {
     /// Sessions this replica released at its drain deadline.
     pub handoffs: AtomicU64,
     pub lease_heartbeat_failures: AtomicU64,
+    /// Appends the journal did not acknowledge (unreachable, timed out, refused), fences
+    /// (`SeqTaken`) excluded: those are ownership, not journal health.
+    pub journal_append_errors: AtomicU64,
 }
 
 impl Metrics {
@@ -98,6 +101,7 @@ impl Metrics {
         version: &str,
         active_sessions: usize,
         draining: bool,
+        journal_up: bool,
     ) -> String {
         let mut out = String::new();
         let w = &mut out;
@@ -163,6 +167,14 @@ impl Metrics {
         );
         let _ = writeln!(w, "# TYPE dropzero_draining gauge");
         let _ = writeln!(w, "dropzero_draining {}", u8::from(draining));
+        let _ = writeln!(w, "# TYPE dropzero_journal_up gauge");
+        let _ = writeln!(w, "dropzero_journal_up {}", u8::from(journal_up));
+        let _ = writeln!(w, "# TYPE dropzero_journal_append_errors_total counter");
+        let _ = writeln!(
+            w,
+            "dropzero_journal_append_errors_total {}",
+            self.journal_append_errors.load(Relaxed)
+        );
         self.journal_append
             .render("dropzero_journal_append_seconds", w);
         let _ = writeln!(w, "# TYPE dropzero_llm_requests_total counter");

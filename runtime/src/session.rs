@@ -93,10 +93,9 @@ impl SessionRecord {
         idempotency_key: Option<String>,
     ) -> SessionRecord {
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let token = uuid::Uuid::new_v4().simple().to_string();
         SessionRecord {
             session_id: format!("s_{id}"),
-            resume_token: format!("rt_{token}"),
+            resume_token: new_resume_token(),
             idempotency_key,
             query,
             budget,
@@ -109,6 +108,19 @@ impl SessionRecord {
             usage: Usage::default(),
         }
     }
+}
+
+/// Random bytes in a resume token: 256 bits, twice the 128 a bearer secret needs.
+pub const RESUME_TOKEN_BYTES: usize = 32;
+
+/// A new resume token: `rt_` and [`RESUME_TOKEN_BYTES`] from the thread-local CSPRNG
+/// (`rand::rng()`: ChaCha12, seeded and periodically reseeded from the operating system),
+/// hex-encoded. The session id is a UUID and not a secret; the token alone authorises.
+pub fn new_resume_token() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; RESUME_TOKEN_BYTES];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("rt_{}", hex::encode(bytes))
 }
 
 impl SessionRecord {
@@ -213,5 +225,44 @@ impl LocalSessions {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, LocalSession>> {
         // A panic while holding this lock cannot leave the map inconsistent (single ops).
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::{RESUME_TOKEN_BYTES, new_resume_token};
+
+    /// Tokens are `rt_` + 64 hex digits, never repeat, and their bits look uniform: over
+    /// 1000 tokens (256 000 bits) the count of ones is within 6 standard deviations of half
+    /// (a fixed or biased field, like a UUID's version bits repeated, would show), and every
+    /// bit position takes both values.
+    #[test]
+    fn resume_tokens_carry_256_random_bits() {
+        let tokens: Vec<Vec<u8>> = (0..1000)
+            .map(|_| {
+                let token = new_resume_token();
+                let hex = token.strip_prefix("rt_").expect("rt_ prefix");
+                assert_eq!(hex.len(), 2 * RESUME_TOKEN_BYTES, "{token}");
+                hex::decode(hex).expect("hex")
+            })
+            .collect();
+        let distinct: HashSet<&Vec<u8>> = tokens.iter().collect();
+        assert_eq!(distinct.len(), tokens.len(), "a token repeated");
+        let bits = (tokens.len() * RESUME_TOKEN_BYTES * 8) as f64;
+        let ones: u32 = tokens.iter().flatten().map(|b| b.count_ones()).sum();
+        let sigma = (bits * 0.25).sqrt();
+        assert!(
+            (f64::from(ones) - bits / 2.0).abs() < 6.0 * sigma,
+            "{ones} ones in {bits} bits"
+        );
+        for bit in 0..RESUME_TOKEN_BYTES * 8 {
+            let set = tokens
+                .iter()
+                .filter(|t| t[bit / 8] & (1 << (bit % 8)) != 0)
+                .count();
+            assert!(set > 0 && set < tokens.len(), "bit {bit} is constant");
+        }
     }
 }

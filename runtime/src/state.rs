@@ -54,6 +54,8 @@ pub struct AppState {
     pub leases: Arc<crate::lease::LeaseHealth>,
     /// Every agent task, so `run` can wait for hand-offs to finish before returning.
     pub tasks: TaskTracker,
+    /// Open streams per session (`--max-streams-per-session`).
+    pub streams: Arc<crate::api::streams::StreamSlots>,
 }
 
 /// Why a claimed session could not be continued here.
@@ -77,6 +79,7 @@ impl AppState {
             drain: Arc::new(Drain::default()),
             leases: Arc::default(),
             tasks: TaskTracker::new(),
+            streams: Arc::default(),
         }
     }
 

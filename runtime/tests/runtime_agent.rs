@@ -11,9 +11,17 @@ use serde_json::json;
 use support::{Resume, create, digest, memory, read, serve, verify};
 
 async fn run_once(faults: Option<serde_json::Value>, query: &str) -> Vec<support::Ev> {
+    run_with_retries(faults, query, 8).await
+}
+
+async fn run_with_retries(
+    faults: Option<serde_json::Value>,
+    query: &str,
+    max_retries: u32,
+) -> Vec<support::Ev> {
     let mock = support::mock(support::profile(Duration::ZERO)).await;
     let mut config = Config::new(&mock.url);
-    config.retry.max_retries = 8;
+    config.retry.max_retries = max_retries;
     let rt = serve(config, memory()).await;
     if let Some(spec) = faults {
         mock.faults(spec).await;
@@ -50,9 +58,13 @@ async fn cut_streams_are_retried_with_prefill_and_no_token_repeats() {
 
 #[tokio::test]
 async fn overloaded_is_retried() {
-    let events = run_once(
-        Some(json!({"overloaded": 1.0, "duration_ms": 30})),
+    // The window must still be open when the first call arrives on a loaded machine (30 ms
+    // was not), and the retries must outlast it: 40 retries with full jitter on a 200 ms cap
+    // wait about 7.5 s in all, far beyond the 500 ms window.
+    let events = run_with_retries(
+        Some(json!({"overloaded": 1.0, "duration_ms": 500})),
         "busy [dz tokens=6] [dz steps=1]",
+        40,
     )
     .await;
     assert_eq!(verify(&events, 1)["status"], "completed", "{events:#?}");
@@ -186,4 +198,85 @@ async fn naive_mode_refuses_a_second_stream() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(status, "cancelled");
+}
+
+/// Start a session, take the mock down for `window` once it streams, and read to the end.
+async fn through_outage(
+    config: Config,
+    mock: &support::Mock,
+    window: Duration,
+) -> Vec<support::Ev> {
+    let rt = serve(config, memory()).await;
+    let s = create(
+        &rt.base,
+        json!({"query": "outage [dz tokens=40] [dz steps=1]"}),
+    )
+    .await;
+    let reader = {
+        let base = rt.base.clone();
+        tokio::spawn(async move { read(&base, &s, Resume::Start, None).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let r = reqwest::Client::new()
+        .post(format!("{}/mock/outage", mock.url))
+        .json(&json!({"duration_ms": window.as_millis() as u64}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    reader.await.unwrap()
+}
+
+#[tokio::test]
+async fn an_llm_outage_is_waited_out_without_using_up_retries() {
+    let query = "outage [dz tokens=40] [dz steps=1]";
+    let clean = run_once(None, query).await;
+    let mock = support::mock(support::profile(Duration::from_millis(20))).await;
+    let mut config = Config::new(&mock.url);
+    // A 1.5 s outage at ≤ 200 ms backoff is many refused attempts: more than 2 if counted.
+    config.retry.max_retries = 2;
+    config.retry.outage_wait = Duration::from_secs(30);
+    let events = through_outage(config, &mock, Duration::from_millis(1500)).await;
+    let done = verify(&events, 1);
+    assert_eq!(done["status"], "completed", "{events:#?}");
+    let refused = events
+        .iter()
+        .filter(|e| e.kind == "step" && e.data["state"] == "retrying")
+        .filter(|e| {
+            e.data["error"]
+                .as_str()
+                .unwrap()
+                .contains("connection failed")
+        })
+        .count();
+    assert!(
+        refused > 2,
+        "{refused} retries after refused connections: {events:#?}"
+    );
+    assert_eq!(
+        digest(&events),
+        digest(&clean),
+        "same text as without the outage"
+    );
+}
+
+#[tokio::test]
+async fn an_llm_outage_longer_than_the_wait_fails_the_session_clearly() {
+    let mock = support::mock(support::profile(Duration::from_millis(20))).await;
+    let mut config = Config::new(&mock.url);
+    config.retry.outage_wait = Duration::from_millis(300);
+    let events = through_outage(config, &mock, Duration::from_secs(5)).await;
+    let done = verify(&events, 1);
+    assert_eq!(done["status"], "failed", "{events:#?}");
+    // The failed step (or the planner, if the outage caught the session planning) and the
+    // done event's reason say why.
+    let why: Vec<&support::Ev> = events
+        .iter()
+        .filter(|e| e.data.to_string().contains("unreachable"))
+        .collect();
+    assert!(
+        !why.is_empty(),
+        "no event says the LLM was unreachable: {events:#?}"
+    );
+    mock.shutdown.cancel();
 }

@@ -60,3 +60,70 @@ async fn each_replica_serves_the_others_sessions() {
         (first.json().await.unwrap(), second.json().await.unwrap());
     assert_eq!(x["session_id"], y["session_id"]);
 }
+
+/// `GET path` on `base`: status and body text.
+async fn get_text(base: &str, path: &str) -> (u16, String) {
+    let resp = reqwest::get(format!("{base}{path}")).await.unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+/// Poll `/readyz` (every 50 ms, for at most 20 s) until it answers `status`.
+async fn wait_ready_status(base: &str, status: u16) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (got, body) = get_text(base, "/readyz").await;
+        if got == status {
+            return body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/readyz never answered {status}; last {got} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The journal dies under a running replica and comes back (an empty server on the same
+/// port): meanwhile the replica says so — `/readyz` 503 `journal_unavailable`,
+/// `dropzero_journal_up 0` — and refuses new sessions with 503, `Retry-After` and the
+/// protocol's error body; afterwards, without a restart, it is ready again and serves a
+/// session end to end.
+#[tokio::test]
+async fn a_journal_outage_is_reported_refused_and_recovered_from() {
+    let mut redis = RedisServer::start();
+    let mock = support::mock(support::profile(Duration::from_millis(2))).await;
+    let mut config = Config::new(&mock.url);
+    config.lease = dropzero_runtime::config::LeaseConfig::new(Duration::from_millis(600), None);
+    let rt = serve(config, open(&redis).await).await;
+    let (status, metrics) = get_text(&rt.base, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(metrics.contains("dropzero_journal_up 1"), "{metrics}");
+
+    redis.kill();
+    let body = wait_ready_status(&rt.base, 503).await;
+    assert!(body.contains("journal_unavailable"), "{body}");
+    let (_, metrics) = get_text(&rt.base, "/metrics").await;
+    assert!(metrics.contains("dropzero_journal_up 0"), "{metrics}");
+    let refused = reqwest::Client::new()
+        .post(format!("{}/v1/sessions", rt.base))
+        .json(&json!({"query": "during the outage"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503);
+    assert!(
+        refused.headers().get("retry-after").is_some(),
+        "{:?}",
+        refused.headers()
+    );
+    let error: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(error["error"]["type"], "journal_unavailable", "{error}");
+
+    redis.restart();
+    wait_ready_status(&rt.base, 200).await;
+    let (_, metrics) = get_text(&rt.base, "/metrics").await;
+    assert!(metrics.contains("dropzero_journal_up 1"), "{metrics}");
+    let session = create(&rt.base, json!({"query": "after [dz tokens=30]"})).await;
+    let events = read(&rt.base, &session, Resume::Start, None).await;
+    assert_eq!(verify(&events, 1)["status"], "completed");
+}

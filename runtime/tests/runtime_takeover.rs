@@ -215,6 +215,8 @@ async fn a_drain_hand_off_is_picked_up_by_the_reconnecting_stream() {
 struct Faulty {
     inner: Arc<dyn Journal>,
     heartbeat_fails: bool,
+    /// Set by the first renewal that had a lease to renew; every heartbeat fails from then on.
+    failing: Arc<std::sync::atomic::AtomicBool>,
     stalled: tokio::sync::watch::Receiver<bool>,
 }
 
@@ -228,6 +230,7 @@ impl Faulty {
             Faulty {
                 inner,
                 heartbeat_fails,
+                failing: Arc::default(),
                 stalled,
             },
             stall,
@@ -283,7 +286,24 @@ impl Journal for Faulty {
     }
     fn heartbeat(&self, owner: String, expires: i64) -> BoxFuture<'static, JournalResult<u64>> {
         if self.heartbeat_fails {
-            return futures::future::ready(Err(JournalError::WriterGone)).boxed();
+            // Renewals fail once there is a lease to renew: the replica accepted sessions
+            // while its journal answered (a failed heartbeat makes it refuse new ones).
+            let (inner, failing) = (self.inner.clone(), self.failing.clone());
+            return async move {
+                use std::sync::atomic::Ordering::SeqCst;
+                if failing.load(SeqCst) {
+                    return Err(JournalError::WriterGone);
+                }
+                match inner.heartbeat(owner, expires).await {
+                    Ok(0) => Ok(0),
+                    Ok(_) => {
+                        failing.store(true, SeqCst);
+                        Err(JournalError::WriterGone)
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            .boxed();
         }
         let (gate, inner) = (self.gate(), self.inner.clone());
         async move {
@@ -344,6 +364,7 @@ async fn check_taken_over(
     b: &support::Runtime,
     s: &support::Created,
     expected: &serde_json::Value,
+    reason: &str,
 ) {
     let events = read(&b.base, s, Resume::Start, None).await;
     let done = verify(&events, 1);
@@ -367,11 +388,13 @@ async fn check_taken_over(
         sessions[1].data["replica_id"],
         json!(b.state.config.replica_id)
     );
-    assert_eq!(
-        sessions[1].data["takeover"]["from"],
-        json!(a.state.config.replica_id)
-    );
-    assert_eq!(sessions[1].data["takeover"]["reason"], "lease_expired");
+    // A released session has no previous owner to name; an expired lease names A.
+    let from = match reason {
+        "released" => serde_json::Value::Null,
+        _ => json!(a.state.config.replica_id),
+    };
+    assert_eq!(sessions[1].data["takeover"]["from"], from);
+    assert_eq!(sessions[1].data["takeover"]["reason"], reason);
     let deadline = Instant::now() + Duration::from_secs(5);
     while !a.state.local.is_empty() {
         assert!(Instant::now() < deadline, "A's loop stopped");
@@ -387,7 +410,9 @@ async fn a_replica_that_cannot_renew_its_lease_stops_before_it_lapses() {
     let expected = uninterrupted(&mock.url, &query).await;
     let (a, b, _stall) = pair(dir.path(), &mock.url, true).await;
     let s = create(&a.base, query).await;
-    check_taken_over(&a, &b, &s, &expected).await;
+    // A stops the session before its lease can lapse, then releases it (its journal still
+    // takes writes, only the heartbeat fails): B continues it at once.
+    check_taken_over(&a, &b, &s, &expected, "released").await;
     let failures = a
         .state
         .metrics
@@ -419,5 +444,5 @@ async fn a_stalled_owner_is_fenced_out_when_it_wakes() {
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
     stall.send_replace(false);
-    check_taken_over(&a, &b, &s, &expected).await;
+    check_taken_over(&a, &b, &s, &expected, "lease_expired").await;
 }

@@ -12,13 +12,21 @@
 //! leading space; `data` lines are joined with `\n`; `id` containing NUL is ignored; `retry`
 //! takes only ASCII digits; an empty line dispatches; an event with no data is not dispatched
 //! (but its `id` still updates the last event id); a stream that ends mid-event drops it.
+//!
+//! The last event ID is kept twice, as the spec does: the *buffer* ([`Parser::last_event_id`])
+//! changes as soon as an `id` field is read; the event source's *last event ID string*
+//! ([`Parser::dispatched_last_event_id`], what a browser sends as `Last-Event-ID` when it
+//! reconnects) takes the buffer's value at each dispatch, also of a block without data
+//! ("dispatch the event", step 1), so an event cut off by the end of the stream leaves it as
+//! it was.
 
 use std::mem;
 
 /// Hard bounds on what one stream can make us buffer.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Longest line (bytes, without its terminator).
+    /// Longest line (bytes, without its terminator), before and after UTF-8 decoding (an
+    /// invalid byte decodes to the three bytes of U+FFFD).
     pub max_line: usize,
     /// Largest event (bytes of `data` accumulated across its lines).
     pub max_event: usize,
@@ -79,6 +87,8 @@ pub struct Parser {
     event_type: String,
     event_has_id: bool,
     last_event_id: Option<String>,
+    /// The buffer's value at the latest dispatch (the event source's last event ID string).
+    dispatched_last_event_id: Option<String>,
 }
 
 impl Parser {
@@ -93,18 +103,30 @@ impl Parser {
             event_type: String::new(),
             event_has_id: false,
             last_event_id: None,
+            dispatched_last_event_id: None,
         }
     }
 
-    /// Start with a known last event id (a client resuming with `Last-Event-ID`).
+    /// Start with a known last event id (a client resuming with `Last-Event-ID`): both the
+    /// buffer and the dispatched string start from it.
     pub fn with_last_event_id(limits: Limits, id: Option<String>) -> Self {
         let mut p = Parser::new(limits);
+        p.dispatched_last_event_id.clone_from(&id);
         p.last_event_id = id;
         p
     }
 
+    /// The last event ID buffer: the latest `id` field read, even of an event not yet
+    /// dispatched. `None` until an `id` field arrives; `Some("")` after an empty one.
     pub fn last_event_id(&self) -> Option<&str> {
         self.last_event_id.as_deref()
+    }
+
+    /// The event source's last event ID string: the buffer's value at the latest dispatch,
+    /// including dispatches of blocks without data (WHATWG "dispatch the event", step 1). This
+    /// is what a browser sends as `Last-Event-ID` on reconnecting (none when it is empty).
+    pub fn dispatched_last_event_id(&self) -> Option<&str> {
+        self.dispatched_last_event_id.as_deref()
     }
 
     /// Bytes held for an unfinished line and event; useful to assert memory stays bounded.
@@ -182,6 +204,15 @@ impl Parser {
     fn process_line(&mut self, line: &[u8], out: &mut Vec<Item>) -> Result<(), SseError> {
         // Streams are UTF-8; invalid sequences become U+FFFD as the spec's decoder does.
         let line = String::from_utf8_lossy(line);
+        // Each invalid byte grows to three (U+FFFD), so the limit holds on the decoded line
+        // too: otherwise an `event` or `id` value could hold up to 3 × `max_line` (found by
+        // fuzz/fuzz_targets/sse_parser.rs).
+        if line.len() > self.limits.max_line {
+            self.reset_event();
+            return Err(SseError::LineTooLong {
+                limit: self.limits.max_line,
+            });
+        }
         if line.is_empty() {
             self.dispatch(out);
             return Ok(());
@@ -230,6 +261,10 @@ impl Parser {
     }
 
     fn dispatch(&mut self, out: &mut Vec<Item>) {
+        if self.dispatched_last_event_id != self.last_event_id {
+            self.dispatched_last_event_id
+                .clone_from(&self.last_event_id);
+        }
         if self.data_seen {
             let event = if self.event_type.is_empty() {
                 "message".to_string()

@@ -4,18 +4,17 @@
 
 use serde_json::Value;
 
-use super::support::{one_fleet_at_a_time, repo_root, run_scenario};
+use super::shipped::run_as_shipped;
+use super::support::{one_fleet_at_a_time, run_scenario};
 
 /// Run `scenarios/<name>.toml` at time scale 0.02 (20 simulated minutes in 24 s) with
-/// `users` users, plus `extra` flags.
+/// `users` users, plus `extra` flags; its declared `[expect]` verdict is checked.
 fn run_shipped(name: &str, users: u32, extra: &[&str]) -> (Option<i32>, Value, String) {
-    let _fleet = one_fleet_at_a_time();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let scenario = repo_root().join("scenarios").join(format!("{name}.toml"));
     let users = format!("load.stages.0.users={users}");
-    let mut args = vec!["--time-scale", "0.02", "--set", users.as_str()];
+    let mut args = vec!["--set", users.as_str()];
     args.extend_from_slice(extra);
-    run_scenario(&scenario, &dir.path().join("out"), &args)
+    let run = run_as_shipped(name, "0.02", &args);
+    (run.code, run.report, run.log)
 }
 
 fn u(v: &Value) -> u64 {
@@ -118,6 +117,22 @@ fn resilient_rolling_deploy_hands_sessions_off_and_loses_nothing() {
         assert_eq!(stop["exit"], "exit 0", "{stop}");
         assert_eq!(stop["sigkill"], false, "{stop}");
     }
+    // The timeline shows the versions trade places: v1 only, both during the deploy, v2 only.
+    let versions: Vec<Vec<&str>> = report["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .map(|p| {
+            let v = p["versions"].as_object().expect("versions per second");
+            v.keys().map(String::as_str).collect()
+        })
+        .collect();
+    for want in [vec!["v1"], vec!["v1", "v2"], vec!["v2"]] {
+        assert!(
+            versions.contains(&want),
+            "no second with {want:?}: {versions:?}"
+        );
+    }
     let handed_off: u64 = stops.iter().map(|s| u(&s["handed_off"])).sum();
     if handed_off > 0 {
         // Handed-off sessions were picked up by a new replica and their clients saw it.
@@ -197,6 +212,19 @@ fn an_llm_brownout_causes_retries_not_drops() {
         u(&t["llm_errors"]) + u(&t["llm_cut_responses"]) > 0,
         "the brownout must have hit calls: {t}"
     );
+}
+
+#[test]
+fn an_llm_outage_is_waited_out_not_dropped() {
+    let (code, report, log) = run_shipped("llm-outage", 20, &[]);
+    assert_lossless(code, &report, &log);
+    // The mock took the outage and came back (a refused POST or a failed rebind would be a
+    // note, and a window still open has no end); the sessions caught in it finished anyway
+    // (lossless above). That their calls were refused and retried without using up
+    // `--max-retries` is what `runtime_agent`'s outage tests check.
+    let fault = only_fault(&report, "llm_outage");
+    assert_eq!(fault["notes"], serde_json::json!([]), "{fault}");
+    assert!(fault["ended_s"].is_number(), "{fault}");
 }
 
 #[test]

@@ -64,6 +64,99 @@ fn steady_resilient_run_passes_with_a_schema_valid_report() {
     }
     let lines = std::fs::read_to_string(out.join("sessions.jsonl")).expect("sessions.jsonl");
     assert!(lines.lines().count() as u64 >= s["completed"].as_u64().unwrap_or(0));
+
+    // The run directory people open, and the files standard tools read.
+    let index = std::fs::read_to_string(out.join("index.html")).expect("index.html");
+    for link in [
+        "report.json",
+        "latency.hlog",
+        "ttft.hgrm",
+        "dropzero.log.jsonl",
+    ] {
+        assert!(
+            index.contains(&format!("href=\"./{link}\"")),
+            "index.html links {link}"
+        );
+    }
+    assert!(index.contains("<svg"), "index.html has inline charts");
+    // The terminal shows progress and the summary; the harness's log is in the run dir.
+    let log = std::fs::read_to_string(out.join("dropzero.log.jsonl")).expect("log file");
+    assert!(
+        log.lines()
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok())
+    );
+    assert!(log.contains("run starting"), "{log}");
+    assert!(
+        !stderr.contains(" INFO ") && !stderr.contains(" WARN "),
+        "no log lines on the terminal without -v:\n{stderr}"
+    );
+
+    compare_against(&out, &report, dir.path());
+}
+
+/// `dropzero compare` on a real run: itself (no regression), a copy with drops and a failed
+/// gate (a regression, exit 1 with `--fail-on-regression`), another seed (refused, exit 2).
+fn compare_against(out: &std::path::Path, report: &serde_json::Value, dir: &std::path::Path) {
+    let compare = |base: &std::path::Path, candidate: &std::path::Path, extra: &[&str]| {
+        Command::new(dropzero_bin())
+            .arg("compare")
+            .arg(base)
+            .arg(candidate)
+            .args(extra)
+            .output()
+            .expect("dropzero compare runs")
+    };
+    let same = compare(
+        out,
+        out,
+        &[
+            "--fail-on-regression",
+            "--out",
+            &dir.join("c0").display().to_string(),
+        ],
+    );
+    assert_eq!(
+        same.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&same.stderr)
+    );
+    for file in ["compare.md", "compare.json", "compare.html"] {
+        assert!(dir.join("c0").join(file).exists(), "{file} written");
+    }
+
+    let mut worse = report.clone();
+    worse["sessions"]["dropped"] = 3.into();
+    for g in worse["gates"].as_array_mut().expect("gates") {
+        if g["name"] == "dropped_sessions" {
+            g["observed"] = 3.into();
+            g["passed"] = false.into();
+        }
+    }
+    let worse_path = dir.join("worse.json");
+    std::fs::write(&worse_path, worse.to_string()).expect("write");
+    let c1 = dir.join("c1").display().to_string();
+    let regressed = compare(
+        &out.join("report.json"),
+        &worse_path,
+        &["--fail-on-regression", "--out", &c1],
+    );
+    let printed = String::from_utf8_lossy(&regressed.stdout);
+    assert_eq!(regressed.status.code(), Some(1), "{printed}");
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("c1").join("compare.json")).expect("compare.json"),
+    )
+    .expect("compare.json is JSON");
+    assert!(json.to_string().contains("regression"), "{json}");
+
+    let mut other = report.clone();
+    other["scenario"]["seed"] = (report["scenario"]["seed"].as_u64().unwrap_or(0) + 1).into();
+    let other_path = dir.join("other-seed.json");
+    std::fs::write(&other_path, other.to_string()).expect("write");
+    let refused = compare(&out.join("report.json"), &other_path, &["--out", &c1]);
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{why}");
+    assert!(why.contains("seed"), "says what differs: {why}");
 }
 
 #[test]
@@ -112,5 +205,31 @@ fn a_broken_scenario_exits_2_naming_file_line_and_field() {
     assert!(
         stderr.contains("resilient"),
         "says what is allowed: {stderr}"
+    );
+}
+
+/// A plan that starts no session measured nothing about the target: a harness failure
+/// (exit 2) that says so, not a gate failure.
+#[test]
+fn a_load_plan_that_starts_no_session_exits_2_and_says_why() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("idle.toml");
+    // 0.001 sessions a second for 30 s: Λ = 0.03, so no arrival is due.
+    std::fs::write(
+        &path,
+        "name = \"idle\"\nduration = \"1m\"\ntime_scale = 0.05\n[target]\nkind = \"local\"\nreplicas = 1\n[load]\nmodel = \"open\"\nstages = [ { rate = 0.001, ramp = \"0s\", hold = \"30s\" } ]\n",
+    )
+    .expect("write");
+    let out = dir.path().join("out");
+    let output = run(&path, &out, &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "stderr:\n{stderr}");
+    assert!(
+        stderr.contains("the load plan started no session: open arrivals"),
+        "{stderr}"
+    );
+    assert!(
+        out.join("report.json").exists(),
+        "the report is still written"
     );
 }

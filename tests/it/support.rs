@@ -107,7 +107,18 @@ pub fn run_scenario(
     out: &std::path::Path,
     extra: &[&str],
 ) -> (Option<i32>, serde_json::Value, String) {
+    run_scenario_with_env(scenario, out, extra, &[])
+}
+
+/// [`run_scenario`] with environment variables set for the harness process.
+pub fn run_scenario_with_env(
+    scenario: &std::path::Path,
+    out: &std::path::Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (Option<i32>, serde_json::Value, String) {
     let output = Command::new(dropzero_bin())
+        .envs(env.iter().copied())
         .arg("run")
         .arg(scenario)
         .arg("--out")

@@ -106,13 +106,63 @@ impl AutoscaleLog {
     }
 }
 
-/// One replica's view at a sample.
-struct Sample {
-    active: Option<f64>,
-    protected: bool,
+/// Samples averaged into one datapoint per `period` (a scaled minute), as CloudWatch
+/// aggregates a one-minute metric; shared by the local autoscaler and the ECS emulator's.
+pub(crate) struct Datapoints {
+    period: Duration,
+    period_start: Instant,
+    samples: Vec<f64>,
 }
 
-async fn scrape(url: String) -> Sample {
+impl Datapoints {
+    pub fn new(period: Duration, start: Instant) -> Datapoints {
+        Datapoints {
+            period,
+            period_start: start,
+            samples: Vec::new(),
+        }
+    }
+
+    /// How often to sample: several times per datapoint even at small time scales, at
+    /// most once a second.
+    pub fn sample_every(&self) -> Duration {
+        (self.period / 3).clamp(Duration::from_millis(100), Duration::from_secs(1))
+    }
+
+    pub fn sample(&mut self, value: f64) {
+        self.samples.push(value);
+    }
+
+    /// At `now`, when a period has ended: its start and the average of its samples. `None`
+    /// while the period runs, and for a period without samples (a missing datapoint: no
+    /// task answered; see `policy`). After a slow scrape the missed periods are skipped,
+    /// not replayed.
+    pub fn close(&mut self, now: Instant) -> Option<(Instant, f64)> {
+        if now.duration_since(self.period_start) < self.period {
+            return None;
+        }
+        let this_period = self.period_start;
+        self.period_start += self.period;
+        if now.duration_since(self.period_start) >= self.period {
+            self.period_start = now;
+        }
+        if self.samples.is_empty() {
+            return None;
+        }
+        let average = self.samples.iter().sum::<f64>() / self.samples.len() as f64;
+        self.samples.clear();
+        Some((this_period, average))
+    }
+}
+
+/// One replica's view at a sample.
+pub(crate) struct Sample {
+    pub active: Option<f64>,
+    pub protected: bool,
+}
+
+/// Read a replica's active sessions and scale-in protection from its `/metrics`.
+pub(crate) async fn scrape(url: String) -> Sample {
     let text = async {
         reqwest::Client::new()
             .get(format!("{url}/metrics"))
@@ -144,20 +194,11 @@ pub async fn run(target: Arc<AnyTarget>, log: Arc<AutoscaleLog>, cancel: Cancell
         return;
     };
     let p = &log.plan;
-    let policy = Policy {
-        target_value: p.target_value,
-        min: p.min,
-        max: p.max,
-        scale_out_cooldown: p.scale_out_cooldown,
-        scale_in_cooldown: p.scale_in_cooldown,
-    };
+    let policy = Policy::from(p);
     let mut tt = TargetTracking::default();
-    // Several samples per datapoint even at small time scales (a datapoint is 60 s × scale).
-    let every = (log.period / 3).clamp(Duration::from_millis(100), Duration::from_secs(1));
-    let mut tick = tokio::time::interval(every);
+    let mut datapoints = Datapoints::new(log.period, log.start);
+    let mut tick = tokio::time::interval(datapoints.sample_every());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut samples: Vec<f64> = Vec::new();
-    let mut period_start = log.start;
     let mut streak_start: Option<Instant> = None;
     let mut stopping = 0usize;
     let (stopped_tx, mut stopped_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
@@ -174,7 +215,7 @@ pub async fn run(target: Arc<AnyTarget>, log: Arc<AutoscaleLog>, cancel: Cancell
         let answered: Vec<f64> = views.iter().filter_map(|v| v.active).collect();
         if !answered.is_empty() {
             let per_task = answered.iter().sum::<f64>() / answered.len() as f64;
-            samples.push(per_task);
+            datapoints.sample(per_task);
             log.lock().metric_now = Some(per_task);
         }
 
@@ -214,20 +255,9 @@ pub async fn run(target: Arc<AnyTarget>, log: Arc<AutoscaleLog>, cancel: Cancell
 
         // A datapoint at the end of each period.
         let now = Instant::now();
-        if now.duration_since(period_start) < log.period {
+        let Some((this_period, metric_avg)) = datapoints.close(now) else {
             continue;
-        }
-        let this_period = period_start;
-        period_start += log.period;
-        if now.duration_since(period_start) >= log.period {
-            // Fell behind (a slow scrape): skip the missed datapoints rather than replay them.
-            period_start = now;
-        }
-        if samples.is_empty() {
-            continue; // no task answered: a missing datapoint (see `policy`)
-        }
-        let metric_avg = samples.iter().sum::<f64>() / samples.len() as f64;
-        samples.clear();
+        };
         if metric_avg > p.target_value {
             streak_start.get_or_insert(this_period);
         } else {
@@ -306,5 +336,44 @@ fn local(target: &AnyTarget) -> Option<&LocalFleet> {
     match target {
         AnyTarget::Local(fleet) => Some(fleet),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_datapoint_averages_its_period_skips_empty_ones_and_missed_periods() {
+        let start = Instant::now();
+        let s = Duration::from_secs;
+        let mut d = Datapoints::new(s(1), start);
+        assert_eq!(d.sample_every(), s(1) / 3);
+        d.sample(4.0);
+        d.sample(8.0);
+        assert_eq!(
+            d.close(start + Duration::from_millis(900)),
+            None,
+            "period still running"
+        );
+        assert_eq!(d.close(start + s(1)), Some((start, 6.0)));
+        // No samples in [1 s, 2 s): a missing datapoint, not a zero.
+        assert_eq!(d.close(start + s(2)), None);
+        // A slow scrape: at 7.5 s the periods from 2 s to 7 s are skipped, not replayed.
+        d.sample(3.0);
+        assert_eq!(
+            d.close(start + Duration::from_millis(7500)),
+            Some((start + s(2), 3.0))
+        );
+        d.sample(5.0);
+        assert_eq!(
+            d.close(start + s(8)),
+            None,
+            "the next period starts at 7.5 s"
+        );
+        assert_eq!(
+            d.close(start + Duration::from_millis(8500)),
+            Some((start + Duration::from_millis(7500), 5.0))
+        );
     }
 }

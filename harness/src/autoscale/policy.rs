@@ -34,6 +34,18 @@ pub struct Policy {
     pub scale_in_cooldown: Duration,
 }
 
+impl From<&crate::scenario::AutoscalingPlan> for Policy {
+    fn from(p: &crate::scenario::AutoscalingPlan) -> Policy {
+        Policy {
+            target_value: p.target_value,
+            min: p.min,
+            max: p.max,
+            scale_out_cooldown: p.scale_out_cooldown,
+            scale_in_cooldown: p.scale_in_cooldown,
+        }
+    }
+}
+
 /// What the policy decided at a datapoint.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {

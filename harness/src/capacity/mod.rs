@@ -113,6 +113,7 @@ pub async fn run(
             .join(&run_id)
     });
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    crate::logs::attach(&dir).with_context(|| format!("creating the log in {}", dir.display()))?;
     let mut report = r::CapacityReport {
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
         run_id,
@@ -245,7 +246,7 @@ async fn run_step(
     let target = Arc::new(target_setup::start(plan, dir, exe).await?);
     let pid = match target.as_ref() {
         AnyTarget::Local(fleet) => fleet.live_replicas().first().map(|r| r.child.pid()),
-        AnyTarget::Url(_) => None,
+        AnyTarget::Url(_) | AnyTarget::Ecs(..) => None,
     };
     let sampler_stop = CancellationToken::new();
     let sampler = pid.map(|pid| tokio::spawn(rss::peak_mb(pid, sampler_stop.clone())));
@@ -256,7 +257,9 @@ async fn run_step(
         None => None,
     };
     target.shutdown().await;
-    Ok((result?, peak))
+    let measured = result?;
+    crate::build_report::write_histograms(&measured, dir)?;
+    Ok((measured, peak))
 }
 
 /// A level's numbers from a step's measurements.
@@ -341,7 +344,7 @@ fn level_line(l: &r::LevelResult) -> String {
     )
 }
 
-/// `capacity.json`, `capacity.md`, `junit.xml` into `dir`.
+/// `capacity.json`, `capacity.md`, `junit.xml`, then `index.html` into `dir`.
 pub fn write_all(report: &r::CapacityReport, dir: &Path) -> anyhow::Result<()> {
     let open = |name: &str| -> anyhow::Result<std::io::BufWriter<std::fs::File>> {
         let path = dir.join(name);
@@ -352,6 +355,11 @@ pub fn write_all(report: &r::CapacityReport, dir: &Path) -> anyhow::Result<()> {
     r::render_capacity_json(report, &mut open("capacity.json")?)?;
     r::render_capacity_markdown(report, &mut open("capacity.md")?)?;
     r::render_capacity_junit(report, &mut open("junit.xml")?)?;
+    // Last, so it links every other file of the sweep (per-level directories included).
+    let names = crate::artefacts::list(dir)?;
+    let mut index = open("index.html")?;
+    r::render_capacity_html(report, &names, &mut index)?;
+    std::io::Write::flush(&mut index).context("writing index.html")?;
     Ok(())
 }
 

@@ -16,15 +16,15 @@ use serde_json::json;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::deploy;
 use super::stop::{How, stop_replica};
 use super::{FaultId, FaultLog};
+use super::{deploy, ecs};
 use crate::fleet::Target;
 use crate::fleet::local::{LocalFleet, Replica};
 use crate::fleet::router::{FaultEffect, NetworkFault as RouterFault};
 use crate::scenario::{
-    BrownoutFault, CommandFault, FaultAction, FaultPlan, KillFault, KillSignal, KillWho,
-    NetworkFault, ScenarioPlan, TargetPlan,
+    BrownoutFault, CommandFault, FaultAction, FaultPlan, JournalKillFault, JournalOutageFault,
+    KillFault, KillSignal, KillWho, NetworkFault, OutageFault, ScenarioPlan, TargetPlan,
 };
 use crate::target_setup::AnyTarget;
 
@@ -39,6 +39,10 @@ pub struct FaultCtx {
     pub seed: u64,
     /// `(minimum_healthy_percent, maximum_percent)` for deploys.
     pub deployment: (u32, u32),
+    /// The scenario's name, for the reasons ECS records (`StopTask`).
+    pub scenario: String,
+    /// ECS: `(max_stopped, deploy_timeout)`.
+    pub ecs_limits: (u32, Duration),
 }
 
 impl FaultCtx {
@@ -50,11 +54,17 @@ impl FaultCtx {
             ),
             _ => (100, 200),
         };
+        let ecs_limits = match &plan.target {
+            TargetPlan::Ecs(e) => (e.max_stopped, e.deploy_timeout),
+            _ => (1, Duration::from_secs(1800)),
+        };
         FaultCtx {
             target,
             log,
             seed: plan.seed,
             deployment,
+            scenario: plan.name.clone(),
+            ecs_limits,
         }
     }
 }
@@ -100,12 +110,25 @@ async fn execute(index: usize, fault: FaultPlan, ctx: &FaultCtx) {
             let victim = pick(&live, o.replica, seed);
             stop_and_replace(fleet, log, id, victim.into_iter().collect(), How::Oom).await
         }
+        (FaultAction::Deploy(d), AnyTarget::Ecs(target, _)) => {
+            ecs::deploy(&ecs_ctx(ctx, target, id, index, action), d).await
+        }
+        (FaultAction::Kill(k), AnyTarget::Ecs(target, _)) => {
+            ecs::kill(&ecs_ctx(ctx, target, id, index, action), k, seed).await
+        }
         (FaultAction::LlmBrownout(b), target) => brownout(target, b).await,
+        (FaultAction::LlmOutage(o), target) => outage(target, o).await,
         (FaultAction::Network(n), AnyTarget::Local(fleet)) => {
             network(fleet, n, seed).await;
             Ok(())
         }
         (FaultAction::Command(c), target) => command(target, log, id, c).await,
+        (FaultAction::JournalKill(k), AnyTarget::Local(fleet)) => {
+            journal_kill(fleet, log, id, k).await
+        }
+        (FaultAction::JournalOutage(o), AnyTarget::Local(fleet)) => {
+            journal_outage(fleet, log, id, o).await
+        }
         (action, target) => Err(format!(
             "{} is not supported by the {} target",
             action.name(),
@@ -120,16 +143,39 @@ async fn execute(index: usize, fault: FaultPlan, ctx: &FaultCtx) {
     tracing::info!(fault = index, action, "fault ended");
 }
 
+fn ecs_ctx<'a>(
+    ctx: &'a FaultCtx,
+    target: &'a crate::fleet::ecs::EcsTarget,
+    id: FaultId,
+    index: usize,
+    action: &str,
+) -> ecs::EcsFaultCtx<'a> {
+    ecs::EcsFaultCtx {
+        target,
+        log: &ctx.log,
+        id,
+        label: format!(
+            "dropzero: scenario {}, fault {index} ({action})",
+            ctx.scenario
+        ),
+        max_stopped: ctx.ecs_limits.0,
+        deadline: ctx.ecs_limits.1,
+    }
+}
+
 /// The fault's parameters for the report, as the harness applied them (wall-clock times).
 fn params(action: &FaultAction) -> serde_json::Value {
     let ms = |d: Duration| d.as_millis() as u64;
     match action {
-        FaultAction::Deploy(d) => json!({"version": d.version}),
+        FaultAction::Deploy(d) => {
+            json!({"version": d.version, "task_definition": d.task_definition})
+        }
         FaultAction::Kill(k) => {
-            let who = match k.who {
+            let who = match &k.who {
                 KillWho::Count(n) => json!({"count": n}),
                 KillWho::Percent(p) => json!({"percent": p}),
                 KillWho::Replica(r) => json!({"replica": r}),
+                KillWho::Task(t) => json!({"task": t}),
             };
             let signal = match k.signal {
                 KillSignal::Term { timeout } => {
@@ -149,6 +195,7 @@ fn params(action: &FaultAction) -> serde_json::Value {
             "cut_after_tokens": b.faults.cut_after_tokens,
             "stall_ms": b.faults.stall.map(ms),
         }),
+        FaultAction::LlmOutage(o) => json!({"duration_ms": ms(o.duration)}),
         FaultAction::Network(n) => json!({
             "duration_ms": ms(n.duration),
             "fraction": n.fraction,
@@ -157,6 +204,8 @@ fn params(action: &FaultAction) -> serde_json::Value {
             "stall_ms": n.stall.map(ms),
         }),
         FaultAction::Command(c) => json!({"run": c.run, "timeout_ms": ms(c.timeout)}),
+        FaultAction::JournalKill(k) => json!({"signal": "SIGKILL", "down_ms": ms(k.down)}),
+        FaultAction::JournalOutage(o) => json!({"duration_ms": ms(o.duration)}),
     }
 }
 
@@ -180,16 +229,21 @@ async fn kill(
     seed: u64,
 ) -> Result<(), String> {
     let mut live = fleet.live_replicas();
-    let victims: Vec<Arc<Replica>> = match k.who {
-        KillWho::Replica(i) => pick(&live, Some(i), seed).into_iter().collect(),
+    let victims: Vec<Arc<Replica>> = match &k.who {
+        KillWho::Replica(i) => pick(&live, Some(*i), seed).into_iter().collect(),
         KillWho::Count(n) => {
             live.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));
-            live.into_iter().take(n as usize).collect()
+            live.into_iter().take(*n as usize).collect()
         }
         KillWho::Percent(p) => {
-            let n = (live.len() * p as usize).div_ceil(100);
+            let n = (live.len() * *p as usize).div_ceil(100);
             live.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));
             live.into_iter().take(n).collect()
+        }
+        KillWho::Task(t) => {
+            return Err(format!(
+                "task = {t:?} names an ECS task; a local kill names a replica"
+            ));
         }
     };
     let how = match k.signal {
@@ -265,6 +319,28 @@ async fn brownout(target: &AnyTarget, b: &BrownoutFault) -> Result<(), String> {
     Ok(())
 }
 
+/// The mock LLM refuses every connection for the window (`POST /mock/outage`); it comes
+/// back by itself, on the same port, with its ledger.
+async fn outage(target: &AnyTarget, o: &OutageFault) -> Result<(), String> {
+    let llm = target
+        .llm_url()
+        .ok_or("llm_outage needs a target with the mock LLM")?;
+    let resp = reqwest::Client::new()
+        .post(format!("{llm}/mock/outage"))
+        .json(&json!({"duration_ms": o.duration.as_millis() as u64}))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .map_err(|e| format!("POST /mock/outage: {e}"))?;
+    if !resp.status().is_success() {
+        let status = resp.status();
+        let body = resp.text().await.unwrap_or_default();
+        return Err(format!("POST /mock/outage answered {status}: {body}"));
+    }
+    tokio::time::sleep(o.duration).await;
+    Ok(())
+}
+
 async fn network(fleet: &LocalFleet, n: &NetworkFault, seed: u64) {
     let effect = if n.reset {
         FaultEffect::Reset
@@ -282,6 +358,50 @@ async fn network(fleet: &LocalFleet, n: &NetworkFault, seed: u64) {
     }));
     tokio::time::sleep(n.duration).await;
     fleet.router().set_network_fault(None);
+}
+
+/// SIGKILL the run's `redis-server`, wait `down`, start it again on the same port from its
+/// own files. The notes say what was killed and how long the restart took.
+async fn journal_kill(
+    fleet: &LocalFleet,
+    log: &FaultLog,
+    id: FaultId,
+    k: &JournalKillFault,
+) -> Result<(), String> {
+    let server = fleet
+        .journal_server()
+        .ok_or("journal_kill needs the harness's own redis-server (journal = \"redis\")")?;
+    let pid = server.kill().await?;
+    log.note(id, format!("redis-server (pid {pid}) killed with SIGKILL"));
+    tokio::time::sleep(k.down).await;
+    let started = Instant::now();
+    let pid = server.restart().await?;
+    log.note(
+        id,
+        format!(
+            "redis-server restarted (pid {pid}) on the same port and files; accepting connections after {} ms",
+            started.elapsed().as_millis()
+        ),
+    );
+    Ok(())
+}
+
+/// Close the journal's gate for the window: connections cut, new ones refused, data intact.
+async fn journal_outage(
+    fleet: &LocalFleet,
+    log: &FaultLog,
+    id: FaultId,
+    o: &JournalOutageFault,
+) -> Result<(), String> {
+    let server = fleet
+        .journal_server()
+        .ok_or("journal_outage needs the harness's own redis-server (journal = \"redis\")")?;
+    server.set_reachable(false)?;
+    log.note(id, "journal unreachable: connections cut, new ones refused");
+    tokio::time::sleep(o.duration).await;
+    server.set_reachable(true)?;
+    log.note(id, "journal reachable again");
+    Ok(())
 }
 
 /// Run a shell hook with `DROPZERO_TARGET_URL` (and `DROPZERO_LLM_URL`) set; its exit

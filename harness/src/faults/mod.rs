@@ -16,8 +16,10 @@
 
 pub mod deploy;
 pub mod driver;
+pub mod ecs;
 pub mod stop;
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -45,6 +47,9 @@ pub struct FaultEntry {
     wasted_input_tokens: u64,
     resume: Histogram<u64>,
     takeover: Histogram<u64>,
+    /// Per replica the fault acted on: sessions whose stream on it was interrupted by this
+    /// fault, and of those, sessions that were then dropped (what clients saw of a stop).
+    by_replica: BTreeMap<String, (u64, u64)>,
 }
 
 /// Every fault of the run and what was attributed to it. Shared by the fault driver (which
@@ -98,6 +103,7 @@ impl FaultLog {
             wasted_input_tokens: 0,
             resume: new_histogram(),
             takeover: new_histogram(),
+            by_replica: BTreeMap::new(),
         });
         FaultId(entries.len() - 1)
     }
@@ -133,22 +139,37 @@ impl FaultLog {
     pub fn note_session(&self, outcome: &SessionOutcome, ended: Instant) -> Option<FaultId> {
         let mut entries = self.lock();
         let mut seen: Vec<usize> = Vec::new();
+        let mut on_replica: Vec<(usize, &str)> = Vec::new();
         let mut last = None;
         for i in &outcome.interruptions {
             if let Some(id) = attribute_in(&entries, self.slack, i.at, i.replica.as_deref()) {
                 if !seen.contains(&id.0) {
                     seen.push(id.0);
                 }
-                last = Some(id);
+                if let Some(r) = i.replica.as_deref()
+                    && !on_replica.contains(&(id.0, r))
+                {
+                    on_replica.push((id.0, r));
+                }
+                last = Some((id, i.replica.as_deref()));
             }
         }
         for &i in &seen {
             entries[i].interrupted += 1;
         }
+        for &(i, r) in &on_replica {
+            entries[i].by_replica.entry(r.to_string()).or_default().0 += 1;
+        }
         if matches!(outcome.class, SessionClass::Dropped(_)) {
-            let culprit = last.or_else(|| attribute_in(&entries, self.slack, ended, None));
-            if let Some(id) = culprit {
+            let culprit = last
+                .or_else(|| attribute_in(&entries, self.slack, ended, None).map(|id| (id, None)));
+            if let Some((id, replica)) = culprit {
                 entries[id.0].dropped += 1;
+                if let Some(r) = replica
+                    && let Some(tally) = entries[id.0].by_replica.get_mut(r)
+                {
+                    tally.1 += 1;
+                }
             }
         }
         seen.first().map(|&i| FaultId(i))
@@ -206,12 +227,25 @@ impl FaultLog {
                 notes: e.notes.clone(),
                 replicas: e.replicas.clone(),
                 started_replicas: e.started_replicas.clone(),
-                stops: e.stops.clone(),
+                stops: e.stops.iter().map(|s| client_account(s, e)).collect(),
                 resume_ms: (!e.resume.is_empty()).then(|| latency_ms(&e.resume)),
                 takeover_ms: (!e.takeover.is_empty()).then(|| latency_ms(&e.takeover)),
             })
             .collect()
     }
+}
+
+/// A stop the target could not account for from the replica itself (ECS: the harness cannot
+/// read a task's drain summary) gets the account its clients saw: streams cut on it by this
+/// fault (`severed`) and, of those, sessions that resumed elsewhere (`handed_off`).
+fn client_account(stop: &r::ReplicaStop, e: &FaultEntry) -> r::ReplicaStop {
+    let mut stop = stop.clone();
+    if stop.how.starts_with("ecs:") {
+        let (cut, dropped) = e.by_replica.get(&stop.replica).copied().unwrap_or_default();
+        stop.severed = Some(cut);
+        stop.handed_off = Some(cut.saturating_sub(dropped));
+    }
+    stop
 }
 
 fn attribute_in(
@@ -257,6 +291,7 @@ fn latency_ms(h: &Histogram<u64>) -> r::LatencySummary {
         p99: q(0.99),
         max: h.max() as f64 / 1e3,
         mean: h.mean() / 1e3,
+        spectrum: Vec::new(),
     }
 }
 
@@ -282,6 +317,7 @@ mod tests {
             cost_micro_usd: None,
             replicas: vec![],
             takeovers: 0,
+            retry_hint: None,
             timings: Default::default(),
         }
     }

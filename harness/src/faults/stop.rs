@@ -41,16 +41,36 @@ impl How {
 
 /// Stop `replica` (already claimed with [`Replica::claim_for_stop`]) and account for it.
 pub async fn stop_replica(fleet: &LocalFleet, replica: &Replica, how: How) -> r::ReplicaStop {
-    let router = fleet.router();
-    let mut deregistration_wait_s = None;
-    if how == How::Deploy {
-        let outcome = router.deregister(&replica.id).await;
-        deregistration_wait_s = match outcome {
-            DeregisterOutcome::Drained { waited }
-            | DeregisterOutcome::DelayExpired { waited, .. } => Some(waited.as_secs_f64()),
-            _ => None,
-        };
+    let deregistration_wait_s = match how {
+        How::Deploy => deregister(fleet, replica).await,
+        _ => None,
+    };
+    signal_and_account(fleet, replica, how, deregistration_wait_s).await
+}
+
+/// The first half of a [`How::Deploy`] stop: deregister from the router and wait for the
+/// streams (or the deregistration delay). Returns how long it waited, for the account.
+/// Callers that show the two phases apart (the ECS emulator's `DEACTIVATING`, then
+/// `STOPPING`) call this, then [`signal_and_account`].
+pub async fn deregister(fleet: &LocalFleet, replica: &Replica) -> Option<f64> {
+    match fleet.router().deregister(&replica.id).await {
+        DeregisterOutcome::Drained { waited } | DeregisterOutcome::DelayExpired { waited, .. } => {
+            Some(waited.as_secs_f64())
+        }
+        _ => None,
     }
+}
+
+/// The second half of a stop: signal as `how` says (no deregistration here), wait for the
+/// exit, remove the replica from the router and account for it. `deregistration_wait_s` is
+/// what [`deregister`] returned, if it ran.
+pub async fn signal_and_account(
+    fleet: &LocalFleet,
+    replica: &Replica,
+    how: How,
+    deregistration_wait_s: Option<f64>,
+) -> r::ReplicaStop {
+    let router = fleet.router();
     let in_flight = active_sessions(&replica.url()).await;
     let signalled = Instant::now();
     let (status, sigkill) = match how {

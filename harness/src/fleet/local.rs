@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::journal_server::{JournalServer, RedisServerConfig};
 use super::process::{self, ChildProcess, SpawnSpec};
 use super::router::{self, Router, RouterConfig, TargetState};
 use super::{ReplicaInfo, ReplicaState, Target, TargetError};
@@ -44,7 +45,19 @@ pub struct LocalConfig {
     /// `RLIMIT_AS` for every replica (bytes), for the `oom` fault.
     pub memory_limit: Option<u64>,
     /// Start a `redis-server` (from `PATH`) for the run and point `journal` at it.
-    pub redis_server: bool,
+    pub redis_server: Option<RedisServerConfig>,
+}
+
+/// What [`LocalFleet::launch_replica`] starts.
+#[derive(Debug, Clone)]
+pub struct ReplicaLaunch {
+    /// `--replica-id`: what the replica calls itself (`x-dropzero-replica`) and its router
+    /// target id. Must be unique in the fleet.
+    pub id: String,
+    /// `--version-label`.
+    pub version: String,
+    /// Appended after the fleet's own runtime arguments.
+    pub extra_args: Vec<OsString>,
 }
 
 /// One replica process, as long as the fleet lives (stopped ones stay listed for the report).
@@ -94,7 +107,7 @@ pub struct LocalFleet {
     cfg: LocalConfig,
     mock: ChildProcess,
     /// The run's own `redis-server`, when the journal is `"redis"`.
-    journal_server: Option<ChildProcess>,
+    journal_server: Option<JournalServer>,
     router: Router,
     router_shutdown: CancellationToken,
     replicas: Mutex<Vec<Arc<Replica>>>,
@@ -111,9 +124,9 @@ impl LocalFleet {
     pub async fn start(mut cfg: LocalConfig) -> Result<Self, TargetError> {
         std::fs::create_dir_all(cfg.run_dir.join("logs"))
             .map_err(|e| TargetError::Io(format!("creating {}: {e}", cfg.run_dir.display())))?;
-        let journal_server = if cfg.redis_server {
-            let server = start_redis(&cfg).await?;
-            cfg.journal = format!("redis://{}/0?prefix=dropzero", server.addr);
+        let journal_server = if let Some(redis) = cfg.redis_server {
+            let server = JournalServer::start(&cfg.run_dir, redis, cfg.ready_timeout).await?;
+            cfg.journal = server.url();
             Some(server)
         } else {
             None
@@ -161,6 +174,11 @@ impl LocalFleet {
         &self.cfg
     }
 
+    /// The run's own `redis-server`, when the harness started one (`journal = "redis"`).
+    pub fn journal_server(&self) -> Option<&JournalServer> {
+        self.journal_server.as_ref()
+    }
+
     /// The version new replicas run.
     pub fn version(&self) -> String {
         lock(&self.version).clone()
@@ -181,8 +199,24 @@ impl LocalFleet {
     /// Start one more replica of the current version and register it with the router (it
     /// receives traffic once healthy).
     pub async fn start_replica(&self) -> Result<Arc<Replica>, TargetError> {
-        let version = self.version();
         let id = format!("r{}", self.next_index.fetch_add(1, Ordering::SeqCst));
+        self.launch_replica(ReplicaLaunch {
+            id,
+            version: self.version(),
+            extra_args: Vec::new(),
+        })
+        .await
+    }
+
+    /// Start a replica exactly as `launch` says (the ECS emulator names each one by its task
+    /// id) and register it with the router. A replica that exits before it listens is an
+    /// error and is never registered.
+    pub async fn launch_replica(&self, launch: ReplicaLaunch) -> Result<Arc<Replica>, TargetError> {
+        let ReplicaLaunch {
+            id,
+            version,
+            extra_args,
+        } = launch;
         let llm_url = format!("http://{}", self.mock.addr);
         let mut args: Vec<OsString> = vec![
             "runtime".into(),
@@ -200,6 +234,7 @@ impl LocalFleet {
             llm_url.into(),
         ];
         args.extend(self.cfg.runtime_args.iter().cloned());
+        args.extend(extra_args);
         // glibc reserves 64 MiB of address space per malloc arena; under RLIMIT_AS that
         // reservation, not real use, would decide when the replica dies.
         let env = match self.cfg.memory_limit {
@@ -334,58 +369,9 @@ impl Target for LocalFleet {
         }
         self.router_shutdown.cancel();
         if let Some(redis) = &self.journal_server {
-            redis.signal(nix::sys::signal::Signal::SIGKILL);
-            let _ = redis.wait_timeout(Duration::from_secs(5)).await;
+            redis.shutdown().await;
         }
         self.mock.signal(nix::sys::signal::Signal::SIGKILL);
         let _ = self.mock.wait_timeout(Duration::from_secs(5)).await;
     }
-}
-
-/// A `redis-server` for the run's journal: loopback, a free port, append-only file in the run
-/// directory (`everysec`, the usual production setting), no RDB snapshots.
-async fn start_redis(cfg: &LocalConfig) -> Result<ChildProcess, TargetError> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| TargetError::Io(format!("finding a free port for redis-server: {e}")))?
-        .port();
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let args: Vec<OsString> = [
-        "--port",
-        &port.to_string(),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "yes",
-        "--appendfsync",
-        "everysec",
-        "--dir",
-        &cfg.run_dir.display().to_string(),
-    ]
-    .iter()
-    .map(OsString::from)
-    .collect();
-    process::spawn(
-        SpawnSpec {
-            name: "redis-server".into(),
-            exe: "redis-server".into(),
-            args,
-            log_path: cfg.run_dir.join("logs/redis-server.log"),
-            memory_limit: None,
-            env: Vec::new(),
-            ready: process::Ready::Accepts(addr),
-        },
-        cfg.ready_timeout,
-    )
-    .await
-    .map_err(|e| match e {
-        process::ProcessError::Spawn { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-            TargetError::Io(
-                "journal = \"redis\" needs redis-server on PATH (Debian: apt-get install redis-server), or give a redis://host:port URL".into(),
-            )
-        }
-        other => other.into(),
-    })
 }

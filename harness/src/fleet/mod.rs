@@ -1,10 +1,12 @@
 //! Targets: what a scenario runs against. Every target sits behind [`Target`], so the load,
 //! measurement and fault-timeline code never knows whether it is driving a local fleet of
-//! child processes, a URL, or (later) an ECS service.
+//! child processes, a URL, or an ECS service.
 //!
 //! Architecture invariant: nothing in this module reads session events; it starts, stops,
 //! routes and observes replicas.
 
+pub mod ecs;
+pub mod journal_server;
 pub mod local;
 pub mod process;
 pub mod router;

@@ -5,6 +5,7 @@
 //! a run lasts. Histograms are sharded so thousands of session tasks do not contend on one
 //! lock; shards are merged once, at the end.
 
+pub mod hlog;
 pub mod recorder;
 pub mod timeline;
 
@@ -120,11 +121,12 @@ pub struct Collector {
     pub window: Mutex<Window>,
 }
 
-/// TTFT and ITL of one timeline second; the sampler takes it and starts a new one.
+/// TTFT, ITL and resume samples of one timeline second; the sampler closes it each tick.
 #[derive(Debug)]
 pub struct Window {
     pub ttft: Histogram<u64>,
     pub itl: Histogram<u64>,
+    pub resume: Histogram<u64>,
 }
 
 impl Window {
@@ -133,18 +135,47 @@ impl Window {
         Window {
             ttft: h.ttft,
             itl: h.itl,
+            resume: h.resume,
         }
     }
 
-    /// `(ttft p99, itl p99)` in ms of the samples since the last call, then reset.
-    pub fn take_p99_ms(&mut self) -> (Option<f64>, Option<f64>) {
+    /// The p99s (ms) and resume count of the samples since the last call. The samples go to
+    /// `log` as the interval `[start, start + length)`, then the window starts over.
+    pub fn close(
+        &mut self,
+        log: &mut hlog::IntervalLog,
+        start: Duration,
+        length: Duration,
+    ) -> WindowSummary {
         let p99 =
             |h: &Histogram<u64>| (!h.is_empty()).then(|| h.value_at_quantile(0.99) as f64 / 1e3);
-        let out = (p99(&self.ttft), p99(&self.itl));
-        self.ttft.reset();
-        self.itl.reset();
+        let out = WindowSummary {
+            ttft_p99_ms: p99(&self.ttft),
+            itl_p99_ms: p99(&self.itl),
+            resume_p99_ms: p99(&self.resume),
+            resumes: self.resume.len(),
+        };
+        for (tag, h) in
+            hlog::TAGS
+                .into_iter()
+                .zip([&mut self.ttft, &mut self.itl, &mut self.resume])
+        {
+            if let Err(e) = log.push(tag, start, length, h) {
+                tracing::warn!(error = %e, "latency.hlog loses an interval");
+            }
+            h.reset();
+        }
         out
     }
+}
+
+/// What one closed [`Window`] adds to its timeline point.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct WindowSummary {
+    pub ttft_p99_ms: Option<f64>,
+    pub itl_p99_ms: Option<f64>,
+    pub resume_p99_ms: Option<f64>,
+    pub resumes: u64,
 }
 
 impl Default for Collector {
@@ -158,6 +189,21 @@ impl Default for Collector {
             budget_overshoot_max: Mutex::default(),
             budget_overshoot_max_usd: Mutex::default(),
             window: Mutex::new(Window::new()),
+        }
+    }
+}
+
+impl Collector {
+    /// Close the current timeline second (see [`Window::close`]).
+    pub fn close_window(
+        &self,
+        log: &mut hlog::IntervalLog,
+        start: Duration,
+        length: Duration,
+    ) -> WindowSummary {
+        match self.window.lock() {
+            Ok(mut w) => w.close(log, start, length),
+            Err(p) => p.into_inner().close(log, start, length),
         }
     }
 }

@@ -47,6 +47,10 @@ impl Observer for Recorder {
     fn on_resume(&mut self, latency: Duration) {
         self.collector
             .with_shard(self.key, |h| record(&mut h.resume, latency));
+        match self.collector.window.lock() {
+            Ok(mut w) => record(&mut w.resume, latency),
+            Err(p) => record(&mut p.into_inner().resume, latency),
+        }
         if let Some(faults) = &self.faults {
             faults.note_resume(latency);
         }
@@ -104,6 +108,8 @@ pub struct SessionRecord {
     pub output_tokens: Option<u64>,
     pub replicas: Vec<String>,
     pub takeovers: u32,
+    /// The server's last `retry:` hint, in milliseconds.
+    pub retry_ms: Option<u64>,
     pub create_ms: Option<f64>,
     pub ttft_ms: Option<f64>,
     pub duration_s: f64,
@@ -239,6 +245,9 @@ impl Collector {
             output_tokens: outcome.output_tokens,
             replicas: outcome.replicas.clone(),
             takeovers: outcome.takeovers,
+            retry_ms: outcome
+                .retry_hint
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
             create_ms: ms(outcome.timings.create),
             ttft_ms: ms(outcome.timings.ttft_from_intended),
             duration_s: outcome.timings.total.as_secs_f64(),

@@ -2,6 +2,8 @@
 //! deltas and adds the fleet's replica states. One point per second of the run, so the vector
 //! is bounded by the run's duration, not by its load.
 
+use std::collections::BTreeMap;
+
 use dropzero_reports::TimelinePoint;
 use tokio::time::Instant;
 
@@ -51,11 +53,8 @@ impl Timeline {
             interruptions: interruptions - self.prev_interruptions,
             drops: drops - self.prev_drops,
             completed: completed - self.prev_completed,
-            desired_tasks: None,
-            running_tasks: None,
-            scaling_metric: None,
-            ttft_p99_ms: None,
-            itl_p99_ms: None,
+            versions: versions(replicas),
+            ..TimelinePoint::default()
         };
         self.prev_tokens = tokens;
         self.prev_interruptions = interruptions;
@@ -66,4 +65,13 @@ impl Timeline {
             .last()
             .unwrap_or_else(|| unreachable!("just pushed"))
     }
+}
+
+/// Replicas that are not stopped, per version.
+fn versions(replicas: &[ReplicaInfo]) -> BTreeMap<String, u32> {
+    let mut by_version = BTreeMap::new();
+    for r in replicas.iter().filter(|r| r.state != ReplicaState::Stopped) {
+        *by_version.entry(r.version.clone()).or_insert(0) += 1;
+    }
+    by_version
 }

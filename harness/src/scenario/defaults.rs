@@ -20,6 +20,15 @@ pub const TIME_SCALE: f64 = 1.0;
 /// `time_scale` must be in (0, MAX_TIME_SCALE].
 pub const MAX_TIME_SCALE: f64 = 10.0;
 
+// [target] kind = "ecs". Poll intervals are wall-clock (API rate limits do not scale).
+/// `DescribeServices` + `ListTasks` + `DescribeTasks` every 2 s: well inside ECS's
+/// documented per-account request rate limits (burst 50 / sustained 20 per second for
+/// describe actions: https://docs.aws.amazon.com/AmazonECS/latest/APIReference/request-throttling.html).
+pub const ECS_POLL_INTERVAL: Duration = secs(2);
+pub const ECS_MIN_POLL_INTERVAL: Duration = millis(100);
+/// A rolling deployment that has not completed in 30 minutes is reported as timed out.
+pub const ECS_DEPLOY_TIMEOUT: Duration = secs(1800);
+
 // [target] kind = "local".
 pub const REPLICAS: u32 = 3;
 /// ECS/Fargate `stopTimeout` default.

@@ -21,7 +21,10 @@ impl FaultPlan {
     pub fn end(&self) -> Duration {
         match &self.action {
             FaultAction::LlmBrownout(b) => self.at + b.duration,
+            FaultAction::LlmOutage(o) => self.at + o.duration,
             FaultAction::Network(n) => self.at + n.duration,
+            FaultAction::JournalKill(k) => self.at + k.down,
+            FaultAction::JournalOutage(o) => self.at + o.duration,
             _ => self.at,
         }
     }
@@ -37,10 +40,16 @@ pub enum FaultAction {
     Oom(OomFault),
     /// Mock LLM faults for a window.
     LlmBrownout(BrownoutFault),
+    /// The mock LLM refuses connections for a window (a provider outage).
+    LlmOutage(OutageFault),
     /// Latency, resets or stalls on live streams in the router (local targets).
     Network(NetworkFault),
     /// A shell hook, e.g. a restart script for a `url` target.
     Command(CommandFault),
+    /// SIGKILL the harness's `redis-server`, restart it from its own files (local, `journal = "redis"`).
+    JournalKill(JournalKillFault),
+    /// The harness's `redis-server` unreachable for a window (local, `journal = "redis"`).
+    JournalOutage(JournalOutageFault),
 }
 
 impl FaultAction {
@@ -51,8 +60,11 @@ impl FaultAction {
             FaultAction::Kill(_) => "kill",
             FaultAction::Oom(_) => "oom",
             FaultAction::LlmBrownout(_) => "llm_brownout",
+            FaultAction::LlmOutage(_) => "llm_outage",
             FaultAction::Network(_) => "network",
             FaultAction::Command(_) => "command",
+            FaultAction::JournalKill(_) => "journal_kill",
+            FaultAction::JournalOutage(_) => "journal_outage",
         }
     }
 }
@@ -61,17 +73,19 @@ impl FaultAction {
 pub struct DeployFault {
     /// Version label carried by the new replicas (default `"v2"`, `"v3"`, … by deploy order).
     pub version: String,
+    /// ECS: the task definition to deploy; `None` = force a new deployment of the current one.
+    pub task_definition: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct KillFault {
     pub who: KillWho,
     pub signal: KillSignal,
 }
 
 /// Which replicas a `kill` stops. Exactly one of `count`, `percent`, `replica` may be
-/// written; none means one replica.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// written (or `task`, on ECS); none means one replica.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KillWho {
     /// This many replicas (>= 1), chosen by the seed.
     Count(u32),
@@ -79,6 +93,8 @@ pub enum KillWho {
     Percent(u32),
     /// The replica with this index (0-based, in start order).
     Replica(u32),
+    /// ECS: the task with this id or ARN.
+    Task(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +127,11 @@ pub struct BrownoutFault {
     pub faults: LlmFaults,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutageFault {
+    pub duration: Duration,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct NetworkFault {
     pub duration: Duration,
@@ -127,4 +148,16 @@ pub struct CommandFault {
     /// Run with `sh -c`.
     pub run: String,
     pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JournalKillFault {
+    /// How long the server stays down before it is started again (zero: at once).
+    pub down: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JournalOutageFault {
+    /// How long every connection is refused.
+    pub duration: Duration,
 }

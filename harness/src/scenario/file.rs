@@ -16,7 +16,9 @@ use serde::de::{DeserializeOwned, Deserializer, Error as _, Unexpected, Visitor}
 use toml::Spanned;
 use toml::de::{DeValue, ValueDeserializer};
 
-use super::plan::{Algorithm, Arrival, Journal, RuntimeMode, ScalingMetric, Signal};
+use super::plan::{
+    Algorithm, Arrival, Journal, JournalPersistence, RuntimeMode, ScalingMetric, Signal, Verdict,
+};
 
 /// A duration written as a humantime string (`"30s"`, `"5m"`, `"1h 30m"`, `"700ms"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +79,32 @@ pub struct RawScenario {
     #[serde(default)]
     pub gates: RawGates,
     pub autoscaling: Option<RawAutoscaling>,
+    pub expect: Option<RawExpect>,
+    pub halt: Option<RawHalt>,
+}
+
+/// `[halt]`: stop faults and load early when an SLO or error budget breaks (seed 004).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHalt {
+    /// Halt once more than this many sessions were dropped.
+    pub dropped_sessions: Option<u64>,
+    /// Halt once failed + dropped ÷ finished sessions exceeds this (after `min_sessions`).
+    pub error_rate: Option<f64>,
+    /// Sessions that must have finished before `error_rate` is judged (default 10).
+    pub min_sessions: Option<u64>,
+    /// Halt on any lost, duplicated or mismatched event (default true when `[halt]` exists).
+    pub data_loss: Option<bool>,
+}
+
+/// `[expect]`: the verdict a scenario is written to reach (a naive twin is written to fail).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawExpect {
+    pub verdict: Verdict,
+    /// With `verdict = "fail"`: gates that must be among the failed ones.
+    #[serde(default)]
+    pub failing_gates: Vec<String>,
 }
 
 // ---- [target] -------------------------------------------------------------------------
@@ -95,6 +123,7 @@ pub struct RawLocal {
     pub replicas: Option<u32>,
     pub mode: Option<RuntimeMode>,
     pub journal: Option<Journal>,
+    pub journal_persistence: Option<JournalPersistence>,
     pub stop_timeout: Option<Dur>,
     pub deregistration_delay: Option<Dur>,
     #[serde(default)]
@@ -105,6 +134,19 @@ pub struct RawLocal {
     pub keepalive: Option<Dur>,
     pub memory_limit_mb: Option<u64>,
     pub lease_ttl: Option<Dur>,
+    /// Origins (`http://host:port`) whose pages may call the replicas from a browser.
+    pub cors_origins: Option<Vec<String>>,
+    /// `[target.emulator]` only: task definition revisions whose tasks fail to start.
+    pub broken_revisions: Option<Vec<u32>>,
+    /// `[target.emulator]` only: the service's deployment circuit breaker.
+    pub circuit_breaker: Option<RawCircuitBreaker>,
+}
+
+/// `deploymentCircuitBreaker { enable = true, rollback }` of an emulated service.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCircuitBreaker {
+    pub rollback: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -139,7 +181,19 @@ pub struct RawEcs {
     pub cluster: String,
     pub service: String,
     pub region: String,
+    /// Where clients create sessions (the service's load balancer).
+    pub url: Option<String>,
     pub endpoint_url: Option<String>,
+    pub llm_url: Option<String>,
+    /// Guard rail: the service ARN the scenario expects to act on.
+    pub service_arn: Option<String>,
+    pub max_stopped: Option<u32>,
+    pub poll_interval: Option<Dur>,
+    pub deploy_timeout: Option<Dur>,
+    pub api_key: Option<String>,
+    pub api_key_env: Option<String>,
+    /// Rehearse locally: the harness starts the ECS emulator over a local fleet like this.
+    pub emulator: Option<Box<RawLocal>>,
 }
 
 // ---- [load] ---------------------------------------------------------------------------
@@ -220,6 +274,7 @@ pub struct RawResume {
     pub max_retries: Option<u32>,
     pub backoff_initial: Option<Dur>,
     pub backoff_max: Option<Dur>,
+    pub retry_hint: Option<crate::session::RetryHint>,
 }
 
 // ---- [llm] ----------------------------------------------------------------------------
@@ -265,8 +320,11 @@ pub enum RawFault {
     Kill(RawKill),
     Oom(RawOom),
     LlmBrownout(RawBrownout),
+    LlmOutage(RawOutage),
     Network(RawNetwork),
     Command(RawCommand),
+    JournalKill(RawJournalKill),
+    JournalOutage(RawJournalOutage),
 }
 
 #[derive(Debug, Deserialize)]
@@ -274,6 +332,8 @@ pub enum RawFault {
 pub struct RawDeploy {
     pub at: Dur,
     pub version: Option<String>,
+    /// ECS: deploy this task definition (`family:revision` or ARN) instead of the current one.
+    pub task_definition: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -283,6 +343,8 @@ pub struct RawKill {
     pub count: Option<u32>,
     pub percent: Option<u32>,
     pub replica: Option<u32>,
+    /// ECS: the task id (or ARN) to stop.
+    pub task: Option<String>,
     pub signal: Option<Signal>,
     pub timeout: Option<Dur>,
 }
@@ -309,6 +371,13 @@ pub struct RawBrownout {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct RawOutage {
+    pub at: Dur,
+    pub duration: Dur,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawNetwork {
     pub at: Dur,
     pub duration: Dur,
@@ -316,6 +385,22 @@ pub struct RawNetwork {
     pub latency: Option<Dur>,
     pub reset: Option<bool>,
     pub stall: Option<Dur>,
+}
+
+/// SIGKILL the harness's `redis-server`; start it again after `down` (default: at once).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJournalKill {
+    pub at: Dur,
+    pub down: Option<Dur>,
+}
+
+/// Cut every connection to the harness's `redis-server` and refuse new ones for `duration`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJournalOutage {
+    pub at: Dur,
+    pub duration: Dur,
 }
 
 #[derive(Debug, Deserialize)]
@@ -342,6 +427,7 @@ pub struct RawGates {
     pub error_rate: Option<f64>,
     pub scale_out_reaction: Option<Dur>,
     pub slo_recovery: Option<Dur>,
+    pub failed_deployments: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -389,8 +475,11 @@ pub fn variant_error(
         "kill" => check::<RawKill>(table),
         "oom" => check::<RawOom>(table),
         "llm_brownout" => check::<RawBrownout>(table),
+        "llm_outage" => check::<RawOutage>(table),
         "network" => check::<RawNetwork>(table),
         "command" => check::<RawCommand>(table),
+        "journal_kill" => check::<RawJournalKill>(table),
+        "journal_outage" => check::<RawJournalOutage>(table),
         _ => None,
     }
 }

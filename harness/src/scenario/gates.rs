@@ -23,6 +23,8 @@ pub enum Gate {
     ScaleOutReaction(Duration),
     /// Load crosses the target → latency back inside the SLO.
     SloRecovery(Duration),
+    /// ECS deployments that ended FAILED.
+    FailedDeployments(u64),
 }
 
 impl Gate {
@@ -40,6 +42,7 @@ impl Gate {
             Gate::ErrorRate(_) => "error_rate",
             Gate::ScaleOutReaction(_) => "scale_out_reaction",
             Gate::SloRecovery(_) => "slo_recovery",
+            Gate::FailedDeployments(_) => "failed_deployments",
         }
     }
 }

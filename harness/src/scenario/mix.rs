@@ -155,6 +155,7 @@ pub fn sessions(raw: RawSessions, scale: Scale, target: &TargetPlan) -> Checked<
             max_retries: raw.resume.max_retries.unwrap_or(d::RESUME_MAX_RETRIES),
             backoff_initial: scale.time(backoff_initial),
             backoff_max: scale.time(backoff_max),
+            retry_hint: raw.resume.retry_hint.unwrap_or_default(),
         },
         idle_timeout: scale.time(idle_timeout),
     })

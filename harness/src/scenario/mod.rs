@@ -41,16 +41,18 @@ use toml::de::DeTable;
 
 pub use error::{Location, ScenarioError};
 pub use faults::{
-    BrownoutFault, CommandFault, DeployFault, FaultAction, FaultPlan, KillFault, KillSignal,
-    KillWho, NetworkFault, OomFault, Signal,
+    BrownoutFault, CommandFault, DeployFault, FaultAction, FaultPlan, JournalKillFault,
+    JournalOutageFault, KillFault, KillSignal, KillWho, NetworkFault, OomFault, OutageFault,
+    Signal,
 };
 pub use gates::{AutoscalingPlan, Gate, ScalingMetric};
 pub use overrides::Overrides;
 pub use plan::{
-    Algorithm, ApiKey, Arrival, Budget, ClosedLoad, DeploymentConfig, EcsTarget, Journal,
-    LlmFaults, LlmProfile, LoadPlan, LocalTarget, OpenLoad, Percentiles, Price, QueryClass,
-    RateStage, ResumePolicy, RouterConfig, RuntimeMode, ScenarioPlan, SessionMix, SessionSize,
-    TargetPlan, UrlTarget, UserStage,
+    Algorithm, ApiKey, Arrival, Budget, ClosedLoad, DeploymentConfig, EcsTarget, EmulatorPlan,
+    Expectation, HaltInputs, HaltPlan, Journal, JournalPersistence, LlmFaults, LlmProfile,
+    LoadPlan, LocalTarget, OpenLoad, Percentiles, Price, QueryClass, RateStage, ResumePolicy,
+    RouterConfig, RuntimeMode, ScenarioPlan, SessionMix, SessionSize, TargetPlan, UrlTarget,
+    UserStage, Verdict,
 };
 
 /// Reads, checks and resolves the scenario at `path`, without overrides.

@@ -46,6 +46,109 @@ pub struct ScenarioPlan {
     pub gates: Vec<Gate>,
     /// `None` when absent or `enabled = false`.
     pub autoscaling: Option<AutoscalingPlan>,
+    /// What the scenario is written to show (`[expect]`); `None` when it does not say.
+    /// It never changes the exit code: a naive twin still exits 1, as CI needs.
+    pub expect: Option<Expectation>,
+    /// `[halt]`: conditions that stop the run early; `None` = run to the end.
+    pub halt: Option<HaltPlan>,
+}
+
+/// When to stop a run early (faults, then load), and mark the report halted (exit 1).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HaltPlan {
+    pub dropped_sessions: Option<u64>,
+    pub error_rate: Option<f64>,
+    pub min_sessions: u64,
+    pub data_loss: bool,
+}
+
+/// What the halt check reads, once a second.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HaltInputs {
+    pub dropped: u64,
+    pub failed: u64,
+    pub finished: u64,
+    pub data_loss: u64,
+}
+
+impl HaltPlan {
+    /// The first condition that broke, in words; `None` while every one holds.
+    pub fn breached(&self, s: HaltInputs) -> Option<String> {
+        if self.data_loss && s.data_loss > 0 {
+            return Some(format!(
+                "{} lost, duplicated or mismatched events (halt.data_loss)",
+                s.data_loss
+            ));
+        }
+        if let Some(max) = self.dropped_sessions
+            && s.dropped > max
+        {
+            return Some(format!(
+                "{} sessions dropped, more than halt.dropped_sessions = {max}",
+                s.dropped
+            ));
+        }
+        if let Some(max) = self.error_rate
+            && s.finished >= self.min_sessions.max(1)
+        {
+            let rate = (s.failed + s.dropped) as f64 / s.finished as f64;
+            if rate > max {
+                return Some(format!(
+                    "error rate {rate:.3} over {} finished sessions, above halt.error_rate = {max}",
+                    s.finished
+                ));
+            }
+        }
+        None
+    }
+}
+
+/// The verdict a scenario is meant to reach, and the gates that must fail on the way.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expectation {
+    pub verdict: Verdict,
+    pub failing_gates: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Pass,
+    Fail,
+}
+
+impl Expectation {
+    /// Whether a run with these gate outcomes reached the expected verdict; `Err` says how
+    /// it did not.
+    pub fn check(&self, failed_gates: &[&str]) -> Result<(), String> {
+        match self.verdict {
+            Verdict::Pass if failed_gates.is_empty() => Ok(()),
+            Verdict::Pass => Err(format!(
+                "expected every gate to pass, but {} failed",
+                failed_gates.join(", ")
+            )),
+            Verdict::Fail if failed_gates.is_empty() => {
+                Err("expected a failed gate, but every gate passed".into())
+            }
+            Verdict::Fail => {
+                let missing: Vec<&str> = self
+                    .failing_gates
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|g| !failed_gates.contains(g))
+                    .collect();
+                if missing.is_empty() {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "expected {} to fail; failed were {}",
+                        missing.join(", "),
+                        failed_gates.join(", ")
+                    ))
+                }
+            }
+        }
+    }
 }
 
 impl ScenarioPlan {
@@ -80,6 +183,9 @@ pub struct LocalTarget {
     pub replicas: u32,
     pub mode: RuntimeMode,
     pub journal: Journal,
+    /// What the harness's own `redis-server` persists (`journal = "redis"` only): what a
+    /// `journal_kill` can lose.
+    pub journal_persistence: JournalPersistence,
     /// SIGTERM → SIGKILL grace, like ECS `stopTimeout`.
     pub stop_timeout: Duration,
     /// How long a deregistered replica keeps its streams before SIGTERM (ends early when it
@@ -96,6 +202,9 @@ pub struct LocalTarget {
     /// The runtime's session lease: a crashed replica's sessions are taken over this long
     /// after its last heartbeat (time-scaled, at least 1 s).
     pub lease_ttl: Duration,
+    /// `--cors-origin` of every replica: browser pages on these origins may create sessions
+    /// and read streams (`EventSource`) through the router.
+    pub cors_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -103,6 +212,20 @@ pub struct LocalTarget {
 pub enum RuntimeMode {
     Resilient,
     Naive,
+}
+
+/// `target.journal_persistence`: what the harness's `redis-server` keeps on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JournalPersistence {
+    /// AOF, fsync before every reply (`appendfsync always`): nothing acknowledged is lost.
+    AofAlways,
+    /// AOF written before every reply, fsync once a second (the default): a killed
+    /// process loses nothing acknowledged; a power cut may lose about a second.
+    AofEverysec,
+    /// No AOF, an RDB snapshot at most every second: a killed process loses every write
+    /// since the last snapshot, acknowledged ones included.
+    Snapshot,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,13 +288,40 @@ pub enum ApiKey {
     Env(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A real ECS service (or its local rehearsal through the ECS emulator).
+#[derive(Debug, Clone, PartialEq)]
 pub struct EcsTarget {
     pub cluster: String,
     pub service: String,
     pub region: String,
-    /// For tests against a local peer (e.g. moto_server).
+    /// Another ECS endpoint (moto_server, an emulator you run); `None` = AWS.
     pub endpoint_url: Option<String>,
+    /// Where clients create sessions; `None` only when `emulator` is set (its router).
+    pub url: Option<String>,
+    pub llm_url: Option<String>,
+    /// The service ARN the scenario expects; faults run only when it matches (or `--yes`).
+    pub service_arn: Option<String>,
+    /// Blast radius: at most this many tasks stopped by one fault (default 1).
+    pub max_stopped: u32,
+    /// Wall-clock interval of `DescribeServices` polls (not time-scaled: API rate limits
+    /// are real).
+    pub poll_interval: Duration,
+    /// A deploy still IN_PROGRESS after this long (wall clock) is reported as timed out.
+    pub deploy_timeout: Duration,
+    pub api_key: Option<ApiKey>,
+    /// `[target.emulator]`: the harness serves the ECS API itself over a local fleet.
+    pub emulator: Option<Box<EmulatorPlan>>,
+}
+
+/// The service the ECS emulator plays: its tasks are a local fleet like `fleet`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmulatorPlan {
+    /// `replicas` is the service's desired count; `deployment` its percentages.
+    pub fleet: LocalTarget,
+    /// Revisions (of the family the service runs) whose tasks fail to start.
+    pub broken_revisions: Vec<u32>,
+    /// `Some(rollback)`: the deployment circuit breaker is on.
+    pub circuit_breaker: Option<bool>,
 }
 
 // ---- load -------------------------------------------------------------------------------
@@ -273,6 +423,9 @@ pub struct ResumePolicy {
     pub backoff_initial: Duration,
     /// >= `backoff_initial`.
     pub backoff_max: Duration,
+    /// Whether the server's `retry:` hint floors each wait (not time-scaled: it is the
+    /// server's number).
+    pub retry_hint: crate::session::RetryHint,
 }
 
 /// The mock LLM's model profile (local targets start the mock with it).
@@ -321,7 +474,8 @@ impl LlmFaults {
 }
 
 pub use super::faults::{
-    BrownoutFault, CommandFault, DeployFault, FaultAction, FaultPlan, KillFault, KillSignal,
-    KillWho, NetworkFault, OomFault, Signal,
+    BrownoutFault, CommandFault, DeployFault, FaultAction, FaultPlan, JournalKillFault,
+    JournalOutageFault, KillFault, KillSignal, KillWho, NetworkFault, OomFault, OutageFault,
+    Signal,
 };
 pub use super::gates::{AutoscalingPlan, Gate, ScalingMetric};

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::checks::*;
 use super::defaults as d;
-use super::file::{Dur, RawAutoscaling, RawGates, RawLoad, RawScenario};
+use super::file::{Dur, RawAutoscaling, RawExpect, RawGates, RawHalt, RawLoad, RawScenario};
 use super::plan::*;
 use super::{mix, target, timeline};
 
@@ -45,6 +45,8 @@ pub fn resolve(raw: RawScenario, file: &Path) -> Checked<ScenarioPlan> {
         .map(|a| autoscaling(a, scale, &target))
         .transpose()?
         .flatten();
+    let expect = raw.expect.map(|e| expectation(e, &gates)).transpose()?;
+    let halt = raw.halt.map(halt).transpose()?;
     Ok(ScenarioPlan {
         file: file.to_path_buf(),
         name,
@@ -60,6 +62,64 @@ pub fn resolve(raw: RawScenario, file: &Path) -> Checked<ScenarioPlan> {
         faults,
         gates,
         autoscaling,
+        expect,
+        halt,
+    })
+}
+
+// ---- [halt] ----------------------------------------------------------------------------
+
+fn halt(raw: RawHalt) -> Checked<HaltPlan> {
+    if let Some(rate) = raw.error_rate
+        && !(rate > 0.0 && rate < 1.0)
+    {
+        return invalid(
+            "halt.error_rate",
+            format!("must be in (0, 1), found {rate}"),
+        );
+    }
+    let plan = HaltPlan {
+        dropped_sessions: raw.dropped_sessions,
+        error_rate: raw.error_rate,
+        min_sessions: raw.min_sessions.unwrap_or(10),
+        data_loss: raw.data_loss.unwrap_or(true),
+    };
+    if plan.dropped_sessions.is_none() && plan.error_rate.is_none() && !plan.data_loss {
+        return invalid(
+            "halt",
+            "names no condition: set dropped_sessions, error_rate or data_loss = true",
+        );
+    }
+    Ok(plan)
+}
+
+// ---- [expect] --------------------------------------------------------------------------
+
+/// Gates every run evaluates whether or not `[gates]` names them (`dropzero-reports`).
+const ALWAYS_EVALUATED: &[&str] = &["sessions_started_min"];
+
+fn expectation(raw: RawExpect, gates: &[Gate]) -> Checked<Expectation> {
+    if raw.verdict == Verdict::Pass && !raw.failing_gates.is_empty() {
+        return invalid(
+            "expect.failing_gates",
+            "only goes with verdict = \"fail\" (a passing run fails no gate)",
+        );
+    }
+    for name in &raw.failing_gates {
+        if !gates.iter().any(|g| g.name() == name) && !ALWAYS_EVALUATED.contains(&name.as_str()) {
+            let known: Vec<&str> = gates.iter().map(Gate::name).collect();
+            return invalid(
+                "expect.failing_gates",
+                format!(
+                    "{name:?} is not a gate of this scenario; its gates are {}",
+                    known.join(", ")
+                ),
+            );
+        }
+    }
+    Ok(Expectation {
+        verdict: raw.verdict,
+        failing_gates: raw.failing_gates,
     })
 }
 
@@ -161,6 +221,7 @@ fn gates(raw: RawGates, scale: Scale) -> Checked<Vec<Gate>> {
         ratio("error_rate", raw.error_rate)?.map(Gate::ErrorRate),
         time("scale_out_reaction", raw.scale_out_reaction)?.map(Gate::ScaleOutReaction),
         time("slo_recovery", raw.slo_recovery)?.map(Gate::SloRecovery),
+        raw.failed_deployments.map(Gate::FailedDeployments),
     ];
     Ok(gates.into_iter().flatten().collect())
 }
@@ -173,22 +234,31 @@ fn autoscaling(
     if raw.enabled == Some(false) {
         return Ok(None);
     }
-    let TargetPlan::Local(local) = target else {
-        return invalid(
-            "autoscaling",
-            "is emulated for local targets only; a url or ecs target scales by its own policy (set enabled = false or remove the table)",
-        );
+    // The fleet whose replica count must sit inside min..=max: a local target's, or the one
+    // an ECS rehearsal runs behind the emulator. A real ECS service scales by its own policy;
+    // the table then says which policy to measure the reactions against.
+    let (field, replicas) = match target {
+        TargetPlan::Local(local) => ("target.replicas", Some(local.replicas)),
+        TargetPlan::Ecs(ecs) => (
+            "target.emulator.replicas",
+            ecs.emulator.as_ref().map(|e| e.fleet.replicas),
+        ),
+        TargetPlan::Url(_) => {
+            return invalid(
+                "autoscaling",
+                "is emulated for local targets and observed on ecs targets; a url target scales by its own policy, which dropzero cannot see (set enabled = false or remove the table)",
+            );
+        }
     };
     let target_value = positive_number("autoscaling.target_value", raw.target_value)?;
     let min = at_least("autoscaling.min", raw.min.unwrap_or(d::AUTOSCALING_MIN), 1)?;
     let max = at_least("autoscaling.max", raw.max, min)?;
-    if !(min..=max).contains(&local.replicas) {
+    if let Some(replicas) = replicas
+        && !(min..=max).contains(&replicas)
+    {
         return invalid(
-            "target.replicas",
-            format!(
-                "must be within autoscaling.min..=max ({min}..={max}), found {}",
-                local.replicas
-            ),
+            field,
+            format!("must be within autoscaling.min..=max ({min}..={max}), found {replicas}"),
         );
     }
     Ok(Some(AutoscalingPlan {

@@ -4,7 +4,7 @@
 
 use super::checks::*;
 use super::defaults as d;
-use super::file::{RawLocal, RawTarget};
+use super::file::{RawEcs, RawLocal, RawTarget};
 use super::plan::*;
 
 pub fn target(raw: RawTarget, scale: Scale) -> Checked<TargetPlan> {
@@ -23,37 +23,148 @@ pub fn target(raw: RawTarget, scale: Scale) -> Checked<TargetPlan> {
                     format!("must start with http:// or https://, found {url:?}"),
                 );
             }
-            let api_key = match (u.api_key, u.api_key_env) {
-                (Some(_), Some(_)) => {
-                    return invalid("target.api_key_env", "set api_key or api_key_env, not both");
-                }
-                (Some(key), None) => Some(ApiKey::Literal(key)),
-                (None, Some(var)) => Some(ApiKey::Env(var)),
-                (None, None) => None,
-            };
+            let api_key = api_key(u.api_key, u.api_key_env)?;
             Ok(TargetPlan::Url(UrlTarget { url, api_key }))
         }
-        RawTarget::Ecs(e) => {
-            for (field, value) in [
-                ("cluster", &e.cluster),
-                ("service", &e.service),
-                ("region", &e.region),
-            ] {
-                if value.trim().is_empty() {
-                    return invalid(format!("target.{field}"), "must not be empty");
-                }
-            }
-            Ok(TargetPlan::Ecs(EcsTarget {
-                cluster: e.cluster,
-                service: e.service,
-                region: e.region,
-                endpoint_url: e.endpoint_url,
-            }))
-        }
+        RawTarget::Ecs(e) => Ok(TargetPlan::Ecs(ecs_target(e, scale)?)),
     }
 }
 
+/// `api_key` or `api_key_env` (never both): how sessions are authorised at a url or ECS target.
+fn api_key(literal: Option<String>, env: Option<String>) -> Checked<Option<ApiKey>> {
+    match (literal, env) {
+        (Some(_), Some(_)) => invalid("target.api_key_env", "set api_key or api_key_env, not both"),
+        (Some(key), None) => Ok(Some(ApiKey::Literal(key))),
+        (None, Some(var)) => Ok(Some(ApiKey::Env(var))),
+        (None, None) => Ok(None),
+    }
+}
+
+/// `[target] kind = "ecs"`: a real service (`url` = its load balancer), or a local rehearsal
+/// through the ECS emulator (`[target.emulator]`, a local fleet's settings; then the
+/// emulator's endpoint and router are used and `url`/`endpoint_url` must be left out).
+fn ecs_target(e: RawEcs, scale: Scale) -> Checked<EcsTarget> {
+    for (field, value) in [
+        ("cluster", &e.cluster),
+        ("service", &e.service),
+        ("region", &e.region),
+    ] {
+        if value.trim().is_empty() {
+            return invalid(format!("target.{field}"), "must not be empty");
+        }
+    }
+    let emulator = e
+        .emulator
+        .map(|mut l| {
+            let broken_revisions = l.broken_revisions.take().unwrap_or_default();
+            let circuit_breaker = l.circuit_breaker.take().map(|c| c.rollback);
+            local_target(*l, scale)
+                .map_err(under_emulator)
+                .map(|fleet| {
+                    Box::new(EmulatorPlan {
+                        fleet,
+                        broken_revisions,
+                        circuit_breaker,
+                    })
+                })
+        })
+        .transpose()?;
+    match (&emulator, &e.url, &e.endpoint_url) {
+        (None, None, _) => {
+            return invalid(
+                "target.url",
+                "an ecs target needs url = \"https://<your ALB DNS name>\" (where clients create sessions), or [target.emulator] to rehearse locally",
+            );
+        }
+        (Some(_), Some(_), _) => {
+            return invalid(
+                "target.url",
+                "leave url out with [target.emulator]: clients use the emulated load balancer",
+            );
+        }
+        (Some(_), _, Some(_)) => {
+            return invalid(
+                "target.endpoint_url",
+                "leave endpoint_url out with [target.emulator]: the harness serves the ECS API itself",
+            );
+        }
+        _ => {}
+    }
+    for (field, value) in [
+        ("url", &e.url),
+        ("endpoint_url", &e.endpoint_url),
+        ("llm_url", &e.llm_url),
+    ] {
+        if let Some(v) = value
+            && !(v.starts_with("http://") || v.starts_with("https://"))
+        {
+            return invalid(
+                format!("target.{field}"),
+                format!("must start with http:// or https://, found {v:?}"),
+            );
+        }
+    }
+    if let Some(arn) = &e.service_arn {
+        let expected_tail = format!(":service/{}/{}", e.cluster, e.service);
+        if !arn.starts_with("arn:") || !arn.ends_with(&expected_tail) {
+            return invalid(
+                "target.service_arn",
+                format!(
+                    "must be the ARN of service {} in cluster {} (arn:aws:ecs:<region>:<account>{expected_tail}), found {arn:?}",
+                    e.service, e.cluster
+                ),
+            );
+        }
+    }
+    let max_stopped = at_least("target.max_stopped", e.max_stopped.unwrap_or(1), 1)?;
+    let poll_interval = e.poll_interval.map_or(d::ECS_POLL_INTERVAL, |t| t.0);
+    if poll_interval < d::ECS_MIN_POLL_INTERVAL {
+        return invalid(
+            "target.poll_interval",
+            format!(
+                "must be at least {} (ECS API rate limits), found {}",
+                show(d::ECS_MIN_POLL_INTERVAL),
+                show(poll_interval)
+            ),
+        );
+    }
+    let deploy_timeout = e.deploy_timeout.map_or(d::ECS_DEPLOY_TIMEOUT, |t| t.0);
+    positive("target.deploy_timeout", deploy_timeout)?;
+    let api_key = api_key(e.api_key, e.api_key_env)?;
+    // A real ECS deployment takes the time it takes; only the emulator's is scaled.
+    let deploy_timeout = if emulator.is_some() {
+        scale.time(deploy_timeout)
+    } else {
+        deploy_timeout
+    };
+    Ok(EcsTarget {
+        cluster: e.cluster,
+        service: e.service,
+        region: e.region,
+        endpoint_url: e.endpoint_url,
+        url: e.url,
+        llm_url: e.llm_url,
+        service_arn: e.service_arn,
+        max_stopped,
+        poll_interval,
+        deploy_timeout,
+        api_key,
+        emulator,
+    })
+}
+
 fn local_target(raw: RawLocal, scale: Scale) -> Checked<LocalTarget> {
+    if raw.broken_revisions.is_some() || raw.circuit_breaker.is_some() {
+        let field = if raw.broken_revisions.is_some() {
+            "target.broken_revisions"
+        } else {
+            "target.circuit_breaker"
+        };
+        return invalid(
+            field,
+            "only applies to [target.emulator] (it describes the emulated ECS service)",
+        );
+    }
     let replicas = at_least("target.replicas", raw.replicas.unwrap_or(d::REPLICAS), 1)?;
     let stop_timeout = raw.stop_timeout.map_or(d::STOP_TIMEOUT, |t| t.0);
     positive("target.stop_timeout", stop_timeout)?;
@@ -142,10 +253,24 @@ fn local_target(raw: RawLocal, scale: Scale) -> Checked<LocalTarget> {
             format!("must be at least 32 (a replica needs room to start), found {mb}"),
         );
     }
+    let cors_origins = raw.cors_origins.unwrap_or_default();
+    for (i, origin) in cors_origins.iter().enumerate() {
+        cors_origin(&format!("target.cors_origins[{i}]"), origin)?;
+    }
+    let journal = raw.journal.unwrap_or(Journal::Sqlite);
+    if raw.journal_persistence.is_some() && journal != (Journal::Redis { url: None }) {
+        return invalid(
+            "target.journal_persistence",
+            "only applies to journal = \"redis\" (the redis-server the harness starts); a redis:// server's persistence is its operator's",
+        );
+    }
     Ok(LocalTarget {
         replicas,
         mode: raw.mode.unwrap_or(RuntimeMode::Resilient),
-        journal: raw.journal.unwrap_or(Journal::Sqlite),
+        journal,
+        journal_persistence: raw
+            .journal_persistence
+            .unwrap_or(JournalPersistence::AofEverysec),
         stop_timeout: scale.time(stop_timeout),
         deregistration_delay: scale.dur(raw.deregistration_delay, d::DEREGISTRATION_DELAY),
         deployment: DeploymentConfig {
@@ -176,5 +301,42 @@ fn local_target(raw: RawLocal, scale: Scale) -> Checked<LocalTarget> {
         lease_ttl: scale
             .dur(raw.lease_ttl, d::LEASE_TTL)
             .max(d::MIN_WALL_LEASE_TTL),
+        cors_origins,
     })
+}
+
+/// A browser origin as it appears in an `Origin` header: `http(s)://host[:port]`, nothing
+/// after it. A path or trailing slash would never match a browser's header, and `*` is
+/// refused because the runtime allows named origins only.
+fn cors_origin(path: &str, origin: &str) -> Checked<()> {
+    let rest = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"));
+    let ok = rest.is_some_and(|host| {
+        !host.is_empty()
+            && !host.starts_with(':')
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+    });
+    if ok {
+        Ok(())
+    } else {
+        invalid(
+            path,
+            format!(
+                "must be an origin as a browser sends it, http(s)://host[:port] with no path or trailing slash (e.g. \"http://localhost:5173\"), found {origin:?}"
+            ),
+        )
+    }
+}
+
+/// A local fleet's error found inside `[target.emulator]`: name the field where it is
+/// (`target.emulator.replicas`, not `target.replicas`), so the message and its line point
+/// at the table the user wrote.
+fn under_emulator(mut e: super::checks::Invalid) -> super::checks::Invalid {
+    if let Some(rest) = e.path.strip_prefix("target.") {
+        e.path = format!("target.emulator.{rest}");
+    }
+    e
 }

@@ -171,6 +171,10 @@ fn broken_files_name_line_field_and_what_is_allowed() {
             "x.toml:10:20: sessions.runaway_fraction: must be in [0, 1], found 1.5",
         ),
         (
+            &format!("{BASE}[sessions]\nresume = {{ retry_hint = \"browser\" }}\n"),
+            "x.toml:10:25: sessions.resume.retry_hint: unknown variant \"browser\", expected \"ignore\" or \"floor\"",
+        ),
+        (
             &format!("{BASE}[[faults]]\naction = \"oom\"\nat = \"2m\"\n"),
             "faults[0].action: \"oom\" needs target.memory_limit_mb",
         ),
@@ -180,6 +184,17 @@ fn broken_files_name_line_field_and_what_is_allowed() {
                 "kind = \"local\"\nstop_timeout = \"10s\"\ndrain_timeout = \"10s\"",
             ),
             "x.toml:6:17: target.drain_timeout: must be shorter than stop_timeout (10s)",
+        ),
+        (
+            &BASE.replace(
+                "kind = \"local\"",
+                "kind = \"local\"\ncors_origins = [\"http://127.0.0.1:8080\", \"http://localhost:5173/\"]",
+            ),
+            "x.toml:5:42: target.cors_origins[1]: must be an origin as a browser sends it, http(s)://host[:port] with no path or trailing slash (e.g. \"http://localhost:5173\"), found \"http://localhost:5173/\"",
+        ),
+        (
+            &BASE.replace("kind = \"local\"", "kind = \"local\"\ncors_origins = [\"*\"]"),
+            "target.cors_origins[0]: must be an origin as a browser sends it",
         ),
     ];
     let failures: Vec<String> = cases
@@ -332,6 +347,16 @@ fn defaults_fill_in_and_time_scale_applies_to_every_duration_but_the_llm_speed()
         ["lost_events", "duplicated_events", "content_mismatches"]
     );
     assert_eq!(plan.sessions.classes.len(), 1);
+    assert_eq!(
+        plan.sessions.resume.retry_hint,
+        crate::session::RetryHint::Ignore
+    );
+    let floor = format!("{BASE}[sessions]\nresume = {{ retry_hint = \"floor\" }}\n");
+    let plan = parse_with(&floor, &Overrides::default()).expect("valid");
+    assert_eq!(
+        plan.sessions.resume.retry_hint,
+        crate::session::RetryHint::Floor
+    );
 }
 
 #[test]
@@ -383,13 +408,15 @@ at = "4m"
     assert_eq!(
         plan.faults[3].action,
         FaultAction::Deploy(DeployFault {
-            version: "v2".into()
+            version: "v2".into(),
+            task_definition: None,
         })
     );
     assert_eq!(
         plan.faults[4].action,
         FaultAction::Deploy(DeployFault {
-            version: "canary".into()
+            version: "canary".into(),
+            task_definition: None,
         })
     );
 }
@@ -437,7 +464,7 @@ run = "kubectl rollout restart deploy/agent"
 
     let ecs = src.replace(
         "kind = \"url\"\nurl = \"https://staging.example.com\"\napi_key_env = \"DROPZERO_API_KEY\"",
-        "kind = \"ecs\"\ncluster = \"c\"\nservice = \"s\"\nregion = \"eu-west-1\"",
+        "kind = \"ecs\"\ncluster = \"c\"\nservice = \"s\"\nregion = \"eu-west-1\"\nurl = \"https://alb.example.com\"",
     );
     let plan = parse_with(&ecs, &Overrides::default()).expect("valid");
     assert!(
@@ -449,4 +476,228 @@ run = "kubectl rollout restart deploy/agent"
 fn a_missing_file_says_which() {
     let err = load(Path::new("does/not/exist.toml")).expect_err("no such file");
     assert_eq!(err.to_string(), "reading does/not/exist.toml");
+}
+
+/// An ECS target; tests append faults and tables.
+const ECS: &str = r#"name = "t"
+duration = "10m"
+[load]
+model = "closed"
+stages = [ { users = 4, ramp = "1m", hold = "5m" } ]
+[target]
+kind = "ecs"
+cluster = "c"
+service = "s"
+region = "eu-west-1"
+"#;
+
+#[test]
+fn ecs_targets_say_what_they_need_and_what_ecs_cannot_do() {
+    let url = "url = \"https://alb.example.com\"\n";
+    let with = |extra: &str| format!("{ECS}{url}{extra}");
+    check_err(ECS, "target.url: an ecs target needs url");
+    check_err(
+        &format!("{ECS}{url}[target.emulator]\nreplicas = 2\n"),
+        "target.url: leave url out with [target.emulator]",
+    );
+    // A fleet setting inside [target.emulator] is named, and located, where it is written.
+    check_err(
+        &format!("{ECS}[target.emulator]\nreplicas = 0\n"),
+        "x.toml:12:12: target.emulator.replicas: must be at least 1",
+    );
+    check_err(
+        &with("service_arn = \"arn:aws:ecs:eu-west-1:1:service/other/s\"\n"),
+        "target.service_arn: must be the ARN of service s in cluster c",
+    );
+    check_err(
+        &with("poll_interval = \"1ms\"\n"),
+        "target.poll_interval: must be at least",
+    );
+    check_err(
+        &with("api_key = \"k\"\napi_key_env = \"K\"\n"),
+        "target.api_key_env: set api_key or api_key_env, not both",
+    );
+    check_err(
+        &with(
+            "[[faults]]\naction = \"network\"\nat = \"1m\"\nduration = \"10s\"\nfraction = 0.5\nreset = true\n",
+        ),
+        "AWS FIS experiment",
+    );
+    check_err(
+        &with("[[faults]]\naction = \"kill\"\nat = \"1m\"\nsignal = \"SIGKILL\"\n"),
+        "faults[0].signal: ECS StopTask always sends SIGTERM",
+    );
+    check_err(
+        &with("[[faults]]\naction = \"kill\"\nat = \"1m\"\ncount = 2\n"),
+        "faults[0].count: stops 2 tasks but target.max_stopped (the blast radius) is 1",
+    );
+    check_err(
+        &with("[[faults]]\naction = \"kill\"\nat = \"1m\"\nreplica = 0\n"),
+        "faults[0].replica: an ECS kill names a task",
+    );
+    let plan = parse_with(
+        &with("max_stopped = 2\n[[faults]]\naction = \"kill\"\nat = \"1m\"\ntask = \"abc\"\n[[faults]]\naction = \"deploy\"\nat = \"2m\"\ntask_definition = \"agent:7\"\n"),
+        &Overrides::default(),
+    )
+    .expect("valid");
+    let TargetPlan::Ecs(ecs) = &plan.target else {
+        panic!("an ecs target")
+    };
+    assert_eq!((ecs.max_stopped, ecs.emulator.is_none()), (2, true));
+    assert!(
+        matches!(&plan.faults[0].action, FaultAction::Kill(k) if k.who == KillWho::Task("abc".into()))
+    );
+    assert!(
+        matches!(&plan.faults[1].action, FaultAction::Deploy(d) if d.task_definition.as_deref() == Some("agent:7"))
+    );
+    // A local deploy has no task definition, a local kill no task.
+    check_err(
+        &format!("{BASE}[[faults]]\naction = \"deploy\"\nat = \"1m\"\ntask_definition = \"a:1\"\n"),
+        "faults[0].task_definition: only applies to target.kind = \"ecs\"",
+    );
+    check_err(
+        &format!("{BASE}[[faults]]\naction = \"kill\"\nat = \"1m\"\ntask = \"a\"\n"),
+        "faults[0].task: only applies to target.kind = \"ecs\"",
+    );
+}
+
+#[test]
+fn expect_and_halt_tables_are_checked() {
+    check_err(
+        &format!("{BASE}[expect]\nverdict = \"pass\"\nfailing_gates = [\"dropped_sessions\"]\n"),
+        "expect.failing_gates: only goes with verdict = \"fail\"",
+    );
+    check_err(
+        &format!("{BASE}[expect]\nverdict = \"fail\"\nfailing_gates = [\"nope\"]\n"),
+        "expect.failing_gates: \"nope\" is not a gate of this scenario",
+    );
+    check_err(&format!("{BASE}[expect]\nverdict = \"maybe\"\n"), "verdict");
+    check_err(
+        &format!("{BASE}[halt]\nerror_rate = 1.5\n"),
+        "halt.error_rate: must be in (0, 1)",
+    );
+    check_err(
+        &format!("{BASE}[halt]\ndata_loss = false\n"),
+        "halt: names no condition",
+    );
+    let plan = parse_with(
+        &format!("{BASE}[halt]\ndropped_sessions = 5\nerror_rate = 0.2\n"),
+        &Overrides::default(),
+    )
+    .expect("valid");
+    let halt = plan.halt.expect("halt");
+    let at = |dropped, failed, finished, data_loss| {
+        halt.breached(HaltInputs {
+            dropped,
+            failed,
+            finished,
+            data_loss,
+        })
+    };
+    assert_eq!(
+        at(5, 0, 100, 0),
+        None,
+        "5 dropped is the limit, not past it"
+    );
+    assert!(at(6, 0, 100, 0).is_some_and(|w| w.contains("6 sessions dropped")));
+    assert_eq!(
+        at(0, 5, 9, 0),
+        None,
+        "error rate waits for min_sessions (10)"
+    );
+    assert!(at(0, 3, 10, 0).is_some_and(|w| w.contains("error rate 0.300")));
+    assert!(at(0, 0, 1, 1).is_some_and(|w| w.contains("halt.data_loss")));
+}
+
+#[test]
+fn cors_origins_resolve_in_order_and_default_to_none() {
+    let plan = parse_with(BASE, &Overrides::default()).expect("valid");
+    let TargetPlan::Local(local) = &plan.target else {
+        panic!("local target expected")
+    };
+    assert!(local.cors_origins.is_empty());
+    let plan = parse_with(
+        BASE,
+        &set(&[r#"target.cors_origins=["https://app.example.com", "http://[::1]:8080"]"#]),
+    )
+    .expect("valid");
+    let TargetPlan::Local(local) = &plan.target else {
+        panic!("local target expected")
+    };
+    assert_eq!(
+        local.cors_origins,
+        ["https://app.example.com", "http://[::1]:8080"]
+    );
+}
+
+#[test]
+fn journal_faults_and_persistence_resolve_and_say_what_they_need() {
+    let redis = BASE.replace(
+        "kind = \"local\"",
+        "kind = \"local\"\njournal = \"redis\"\njournal_persistence = \"aof_always\"",
+    );
+    let src = format!(
+        "{redis}{}",
+        r#"
+[[faults]]
+action = "journal_outage"
+at = "4m"
+duration = "1m"
+
+[[faults]]
+action = "journal_kill"
+at = "2m"
+down = "30s"
+"#
+    );
+    let plan = parse_with(&src, &Overrides::default()).expect("valid");
+    let TargetPlan::Local(local) = &plan.target else {
+        panic!("a local target");
+    };
+    assert_eq!(local.journal_persistence, JournalPersistence::AofAlways);
+    assert_eq!(
+        plan.faults[0].action,
+        FaultAction::JournalKill(JournalKillFault {
+            down: Duration::from_secs(30)
+        })
+    );
+    assert_eq!(plan.faults[0].end(), Duration::from_secs(150));
+    assert_eq!(plan.faults[1].end(), Duration::from_secs(300));
+    // The default keeps the AOF written before every reply, fsynced every second.
+    let TargetPlan::Local(local) = parse_with(
+        &BASE.replace("kind = \"local\"", "kind = \"local\"\njournal = \"redis\""),
+        &Overrides::default(),
+    )
+    .expect("valid")
+    .target
+    else {
+        panic!("a local target");
+    };
+    assert_eq!(local.journal_persistence, JournalPersistence::AofEverysec);
+
+    let fault = "\n[[faults]]\naction = \"journal_kill\"\nat = \"2m\"\n";
+    check_err(
+        &format!("{BASE}{fault}"),
+        "faults[0].action: \"journal_kill\" needs target.journal = \"redis\"",
+    );
+    check_err(
+        &BASE.replace(
+            "kind = \"local\"",
+            "kind = \"local\"\njournal_persistence = \"snapshot\"",
+        ),
+        "target.journal_persistence: only applies to journal = \"redis\"",
+    );
+    check_err(
+        &BASE.replace(
+            "kind = \"local\"",
+            "kind = \"local\"\njournal = \"redis\"\njournal_persistence = \"fsync\"",
+        ),
+        "x.toml:6:23: target.journal_persistence: unknown variant \"fsync\", expected one of: \"aof_always\", \"aof_everysec\", \"snapshot\"",
+    );
+    check_err(
+        &format!(
+            "{redis}\n[[faults]]\naction = \"journal_outage\"\nat = \"2m\"\nduration = \"0s\"\n"
+        ),
+        "faults[0].duration",
+    );
 }

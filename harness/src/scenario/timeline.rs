@@ -74,16 +74,38 @@ fn fault_action(
         _ => None,
     };
     let action = format!("{path}.action");
+    let ecs = match target {
+        TargetPlan::Ecs(ecs) => Some(ecs),
+        _ => None,
+    };
     let needs_local = |name: &str, why: &str| -> Checked<&LocalTarget> {
         local.map_or_else(
             || {
+                let instead = if ecs.is_some() {
+                    "; on ECS use action = \"command\" with your own hook, e.g. an AWS FIS experiment"
+                } else {
+                    ""
+                };
                 invalid(
                     &action,
-                    format!("\"{name}\" needs target.kind = \"local\" ({why})"),
+                    format!("\"{name}\" needs target.kind = \"local\" ({why}){instead}"),
                 )
             },
             Ok,
         )
+    };
+    // The journal faults act on the redis-server the harness itself started.
+    let needs_own_redis = |name: &str| -> Checked<()> {
+        let l = needs_local(name, "it acts on the redis-server the harness starts")?;
+        if l.journal != (Journal::Redis { url: None }) {
+            return invalid(
+                &action,
+                format!(
+                    "\"{name}\" needs target.journal = \"redis\" (the harness's own redis-server)"
+                ),
+            );
+        }
+        Ok(())
     };
     let replica_in_range = |field: &str, replica: Option<u32>| -> Checked<()> {
         match (replica, local) {
@@ -105,11 +127,18 @@ fn fault_action(
                     "\"deploy\" cannot drive a url target; use action = \"command\" with your own restart hook",
                 );
             }
+            if f.task_definition.is_some() && ecs.is_none() {
+                return invalid(
+                    format!("{path}.task_definition"),
+                    "only applies to target.kind = \"ecs\" (a local deploy takes version)",
+                );
+            }
             (
                 f.at.0,
                 Duration::ZERO,
                 FaultAction::Deploy(DeployFault {
                     version: f.version.unwrap_or_default(),
+                    task_definition: f.task_definition,
                 }),
             )
         }
@@ -121,11 +150,16 @@ fn fault_action(
                 );
             }
             let at = f.at.0;
-            (
-                at,
-                Duration::ZERO,
-                FaultAction::Kill(kill(path, f, scale, local.map(|l| l.replicas))?),
-            )
+            let kill = kill(path, f, scale, local.map(|l| l.replicas))?;
+            if let Some(ecs) = ecs {
+                ecs_kill(path, &kill, ecs)?;
+            } else if matches!(kill.who, KillWho::Task(_)) {
+                return invalid(
+                    format!("{path}.task"),
+                    "only applies to target.kind = \"ecs\" (a local kill takes replica)",
+                );
+            }
+            (at, Duration::ZERO, FaultAction::Kill(kill))
         }
         RawFault::Oom(f) => {
             let l = needs_local(
@@ -168,6 +202,13 @@ fn fault_action(
             };
             (f.at.0, f.duration.0, FaultAction::LlmBrownout(brownout))
         }
+        RawFault::LlmOutage(f) => {
+            positive(&format!("{path}.duration"), f.duration.0)?;
+            let outage = OutageFault {
+                duration: scale.time(f.duration.0),
+            };
+            (f.at.0, f.duration.0, FaultAction::LlmOutage(outage))
+        }
         RawFault::Network(f) => {
             needs_local("network", "faults are injected in the local router")?;
             positive(&format!("{path}.duration"), f.duration.0)?;
@@ -196,6 +237,28 @@ fn fault_action(
             };
             (f.at.0, f.duration.0, FaultAction::Network(network))
         }
+        RawFault::JournalKill(f) => {
+            let down = f.down.map_or(Duration::ZERO, |d| d.0);
+            needs_own_redis("journal_kill")?;
+            (
+                f.at.0,
+                down,
+                FaultAction::JournalKill(JournalKillFault {
+                    down: scale.time(down),
+                }),
+            )
+        }
+        RawFault::JournalOutage(f) => {
+            needs_own_redis("journal_outage")?;
+            positive(&format!("{path}.duration"), f.duration.0)?;
+            (
+                f.at.0,
+                f.duration.0,
+                FaultAction::JournalOutage(JournalOutageFault {
+                    duration: scale.time(f.duration.0),
+                }),
+            )
+        }
         RawFault::Command(f) => {
             if f.run.trim().is_empty() {
                 return invalid(format!("{path}.run"), "must be a shell command");
@@ -212,9 +275,18 @@ fn fault_action(
 }
 
 fn kill(path: &str, f: RawKill, scale: Scale, replicas: Option<u32>) -> Checked<KillFault> {
-    let who = match (f.count, f.percent, f.replica) {
-        (None, None, None) => KillWho::Count(1),
-        (Some(count), None, None) => {
+    let who = match (f.count, f.percent, f.replica, f.task) {
+        (None, None, None, Some(task)) => {
+            if task.trim().is_empty() {
+                return invalid(format!("{path}.task"), "must be a task id or ARN");
+            }
+            KillWho::Task(task)
+        }
+        (_, _, _, Some(_)) => {
+            return invalid(path, "set at most one of count, percent, replica, task");
+        }
+        (None, None, None, None) => KillWho::Count(1),
+        (Some(count), None, None, None) => {
             let count = at_least(&format!("{path}.count"), count, 1)?;
             match replicas {
                 Some(n) if count > n => {
@@ -226,7 +298,7 @@ fn kill(path: &str, f: RawKill, scale: Scale, replicas: Option<u32>) -> Checked<
                 _ => KillWho::Count(count),
             }
         }
-        (None, Some(percent), None) => {
+        (None, Some(percent), None, None) => {
             if !(1..=100).contains(&percent) {
                 return invalid(
                     format!("{path}.percent"),
@@ -235,7 +307,7 @@ fn kill(path: &str, f: RawKill, scale: Scale, replicas: Option<u32>) -> Checked<
             }
             KillWho::Percent(percent)
         }
-        (None, None, Some(replica)) => match replicas {
+        (None, None, Some(replica), None) => match replicas {
             Some(n) if replica >= n => {
                 return invalid(
                     format!("{path}.replica"),
@@ -246,7 +318,7 @@ fn kill(path: &str, f: RawKill, scale: Scale, replicas: Option<u32>) -> Checked<
             }
             _ => KillWho::Replica(replica),
         },
-        _ => return invalid(path, "set at most one of count, percent, replica"),
+        _ => return invalid(path, "set at most one of count, percent, replica, task"),
     };
     let signal = match (f.signal.unwrap_or(Signal::Term), f.timeout) {
         (Signal::Term, timeout) => {
@@ -265,4 +337,30 @@ fn kill(path: &str, f: RawKill, scale: Scale, replicas: Option<u32>) -> Checked<
         }
     };
     Ok(KillFault { who, signal })
+}
+
+/// What StopTask can do: SIGTERM then SIGKILL after the task definition's `stopTimeout`
+/// (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_StopTask.html), never
+/// more tasks than the blast radius allows, never by local replica index.
+fn ecs_kill(path: &str, kill: &KillFault, ecs: &EcsTarget) -> Checked<()> {
+    if kill.signal == KillSignal::Kill {
+        return invalid(
+            format!("{path}.signal"),
+            "ECS StopTask always sends SIGTERM, then SIGKILL after the task definition's stopTimeout; leave signal out",
+        );
+    }
+    match kill.who {
+        KillWho::Count(n) if n > ecs.max_stopped => invalid(
+            format!("{path}.count"),
+            format!(
+                "stops {n} tasks but target.max_stopped (the blast radius) is {}",
+                ecs.max_stopped
+            ),
+        ),
+        KillWho::Replica(_) => invalid(
+            format!("{path}.replica"),
+            "an ECS kill names a task (task = \"<task id>\"), a count or a percent",
+        ),
+        _ => Ok(()),
+    }
 }

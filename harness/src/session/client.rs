@@ -5,27 +5,34 @@
 //! It does not verify events itself (that is [`Verifier`]'s job) and keeps no samples: every
 //! latency goes to the [`Observer`] the moment it is measured.
 //!
-//! The server's `retry:` hint is deliberately ignored: the scenario's [`ResumePolicy`] decides
-//! how clients reconnect, so runs are comparable across targets.
+//! A stream is judged as a browser's `EventSource` would judge it (`eventsource`: the status,
+//! the `Content-Type`, redirects), and a reconnection sends the `Last-Event-ID` a browser
+//! would (its last event ID string); what a browser would not accept or could not resume ends
+//! the session with a named reason instead of passing.
 //!
-//! [`ResumePolicy`]: super::ResumePolicy
+//! The server's `retry:` hint is recorded (the last one, across streams, as a browser keeps its
+//! reconnection time) and counts only as far as [`ResumePolicy::retry_hint`] says: by default
+//! the scenario's backoff alone decides how clients reconnect, so runs compare across targets.
+//!
+//! [`ResumePolicy::retry_hint`]: super::ResumePolicy::retry_hint
 
 use std::error::Error;
 use std::future::Future;
 use std::pin::pin;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use dropzero_sse::{Event, Item, Parser};
 use futures::StreamExt;
-use reqwest::{StatusCode, header};
+use reqwest::header;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{Instrument, debug, info, info_span};
 
-use super::create::{Created, create};
+use super::create::{Created, create, read_capped};
+use super::eventsource::{Opened, judge_response, resume_check};
 use super::outcome::{
-    DropReason, InterruptReason, Interruption, MAX_STORED_INTERRUPTIONS, SessionClass,
-    SessionOutcome, Timings, bounded_detail,
+    DropReason, InterruptReason, Interruption, MAX_RETRY_HINT, MAX_STORED_INTERRUPTIONS,
+    SessionClass, SessionOutcome, Timings, bounded_detail,
 };
 use super::verify::{DoneStatus, EventKind, Verdict, Verifier};
 use super::{ClientConfig, Observer, SessionSpec};
@@ -66,6 +73,8 @@ pub async fn run_session(
         last_event_at: None,
         takeovers: 0,
         serving: None,
+        last_event_id: None,
+        retry_hint: None,
         timings: Timings::default(),
     };
     session.run().instrument(span).await
@@ -125,6 +134,11 @@ struct Session<'a, O> {
     /// The replica serving the current stream (its `x-dropzero-replica` header), which is
     /// what a broken stream is attributed to; not necessarily the one running the agent.
     serving: Option<String>,
+    /// A browser's last event ID string (what it would send as `Last-Event-ID`), kept across
+    /// streams; each stream's parser starts from it (see `eventsource` on why).
+    last_event_id: Option<String>,
+    /// The server's last `retry:` hint, kept across streams.
+    retry_hint: Option<Duration>,
 }
 
 impl<O: Observer> Session<'_, O> {
@@ -160,11 +174,16 @@ impl<O: Observer> Session<'_, O> {
                 failures = 0;
             }
             self.interrupted(reason);
+            // A browser resumes from its last event ID string: where it could not, neither do we.
+            if let Some(reason) = resume_check(self.last_event_id.as_deref(), self.events_received)
+            {
+                break SessionClass::Dropped(reason);
+            }
             failures += 1;
             if failures > policy.max_retries {
                 break SessionClass::Dropped(DropReason::RetriesExhausted);
             }
-            let wait = policy.backoff(failures - 1);
+            let wait = policy.wait(failures - 1, self.retry_hint);
             if let Err(stop) = self.guard.run(tokio::time::sleep(wait)).await {
                 break stop_class(stop);
             }
@@ -172,16 +191,21 @@ impl<O: Observer> Session<'_, O> {
         self.finish(Some(created.session_id), class)
     }
 
-    /// One `GET …/events` attempt, read until `done`, an interruption, or a stop.
+    /// One `GET …/events` attempt, read until `done`, an interruption, or a stop. Redirects
+    /// are the HTTP client's (see `eventsource::redirect_policy`); `url` stays the original,
+    /// which is where every reconnection goes.
     async fn stream_once(&mut self, url: &str, resume_token: &str) -> StreamEnd {
-        let last = self.verifier.last_seq();
         let mut req = self
             .client
             .get(url)
             .bearer_auth(resume_token)
             .header(header::ACCEPT, "text/event-stream");
-        if last > 0 {
-            req = req.header("Last-Event-ID", last.to_string());
+        // What a browser sends (WHATWG §9.2.3 "reestablish the connection"): the last event ID
+        // string, if not empty. `resume_check` has made sure it is a number; for a target that
+        // numbers every event it is the verifier's last seq.
+        let last = self.last_event_id.clone().filter(|id| !id.is_empty());
+        if let Some(id) = &last {
+            req = req.header("Last-Event-ID", id.as_str());
         }
         if let Some(key) = &self.spec.api_key {
             req = req.header("x-api-key", key);
@@ -196,14 +220,35 @@ impl<O: Observer> Session<'_, O> {
         {
             Err(stop) => return StreamEnd::Stop(stop),
             Ok(Err(_)) => return interrupted(InterruptReason::Connect("timeout".into())),
+            Ok(Ok(Err(e))) if e.is_redirect() => {
+                debug!(error = %describe(&e), "redirect limit");
+                return StreamEnd::Drop(DropReason::TooManyRedirects);
+            }
             Ok(Ok(Err(e))) => return interrupted(InterruptReason::Connect(describe(&e))),
             Ok(Ok(Ok(resp))) => resp,
         };
-        match resp.status() {
-            StatusCode::NOT_FOUND => return StreamEnd::Drop(DropReason::SessionUnknown),
-            StatusCode::CONFLICT => return StreamEnd::Drop(DropReason::ResumeRefused),
-            s if !s.is_success() => return interrupted(InterruptReason::HttpStatus(s.as_u16())),
-            _ => {}
+        match judge_response(resp.status(), resp.headers()) {
+            Opened::Stream => {}
+            Opened::Retry(reason) => return interrupted(reason),
+            Opened::Fail(reason) => {
+                let content_type = resp.headers().get(header::CONTENT_TYPE);
+                info!(status = resp.status().as_u16(), ?content_type, %reason, "stream not accepted");
+                if reason == DropReason::HttpStatus(400)
+                    && let Some(seq) = last.as_deref().and_then(|id| id.parse::<u64>().ok())
+                {
+                    // `seq` is one this target sent. Refusing it as beyond the session's
+                    // events means the target no longer holds events it delivered (its
+                    // journal lost acknowledged writes): what it would continue from differs
+                    // from what the client saw. A browser gives up on a 400; so do we.
+                    let read = timeout(self.cfg.connect_timeout, read_capped(resp, 4096));
+                    if let Ok(Ok(Ok(body))) = self.guard.run(read).await
+                        && String::from_utf8_lossy(&body).contains("invalid_last_event_id")
+                    {
+                        self.verifier.target_forgot(seq);
+                    }
+                }
+                return StreamEnd::Drop(reason);
+            }
         }
         if let Some(cookies) = super::create::cookies(resp.headers()) {
             self.cookies = Some(cookies);
@@ -213,10 +258,10 @@ impl<O: Observer> Session<'_, O> {
             .get("x-dropzero-replica")
             .and_then(|v| v.to_str().ok())
             .map(bounded_detail);
-        debug!(after = last, "stream open");
+        debug!(after = last.as_deref(), url = %resp.url(), "stream open");
 
         let mut body = pin!(resp.bytes_stream());
-        let mut parser = Parser::new(self.cfg.limits);
+        let mut parser = Parser::with_last_event_id(self.cfg.limits, self.last_event_id.clone());
         let mut items = Vec::new();
         // ITL is measured between token events of this stream only.
         let mut last_token_at = None;
@@ -232,11 +277,21 @@ impl<O: Observer> Session<'_, O> {
             let now = Instant::now();
             // Items parsed before a limit violation are still real events: handle them first.
             let fed = parser.feed(&chunk, &mut items);
+            let dispatched = parser.dispatched_last_event_id();
+            if self.last_event_id.as_deref() != dispatched {
+                self.last_event_id = dispatched.map(str::to_string);
+            }
             for item in items.drain(..) {
-                if let Item::Event(ev) = item
-                    && let Some(status) = self.on_event(&ev, now, &mut last_token_at)
-                {
-                    return StreamEnd::Done(status);
+                match item {
+                    Item::Event(ev) => {
+                        if let Some(status) = self.on_event(&ev, now, &mut last_token_at) {
+                            return StreamEnd::Done(status);
+                        }
+                    }
+                    Item::Retry(ms) => {
+                        self.retry_hint = Some(Duration::from_millis(ms).min(MAX_RETRY_HINT));
+                    }
+                    Item::Comment(_) => {}
                 }
             }
             if let Err(e) = fed {
@@ -280,9 +335,8 @@ impl<O: Observer> Session<'_, O> {
             }
             Verdict::Accepted(EventKind::Done(status)) => Some(status),
             Verdict::Accepted(EventKind::Takeover) => {
-                let gap = last_event_at.map_or(std::time::Duration::ZERO, |t| {
-                    now.saturating_duration_since(t)
-                });
+                let gap =
+                    last_event_at.map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
                 self.takeovers = self.takeovers.saturating_add(1);
                 self.obs.on_takeover(gap, self.verifier.takeover_from());
                 None
@@ -297,7 +351,7 @@ impl<O: Observer> Session<'_, O> {
             .serving
             .clone()
             .or_else(|| self.verifier.replica().map(str::to_string));
-        warn!(reason = %reason, at_seq, replica = replica.as_deref(), "stream interrupted");
+        info!(reason = %reason, at_seq, replica = replica.as_deref(), "stream interrupted");
         self.obs.on_interruption(&reason);
         self.interrupted_at.get_or_insert_with(Instant::now);
         self.interruption_count = self.interruption_count.saturating_add(1);
@@ -350,6 +404,7 @@ impl<O: Observer> Session<'_, O> {
             cost_micro_usd: v.cost_usd().map(|c| (c.max(0.0) * 1e6).round() as u64),
             replicas: v.replicas().to_vec(),
             takeovers: self.takeovers,
+            retry_hint: self.retry_hint,
             timings: self.timings,
         };
         info!(

@@ -1,4 +1,4 @@
-//! Creating a session: `POST /v1/sessions`, retried on `503`/`429` (honouring a capped
+//! Creating a session: `POST /v1/sessions`, retried on `503`/`429`/`502`/`504` (honouring a capped
 //! `Retry-After`) and on connection failures, always under the same `Idempotency-Key` so a
 //! retry can never start a second session.
 //!
@@ -45,7 +45,7 @@ pub(super) fn cookies(headers: &header::HeaderMap) -> Option<String> {
     (!pairs.is_empty()).then(|| pairs.join("; "))
 }
 
-/// `POST /v1/sessions`, retried on `503`/`429` and connection failures.
+/// `POST /v1/sessions`, retried on `503`/`429`/`502`/`504` and connection failures.
 pub(super) async fn create(
     client: &reqwest::Client,
     spec: &SessionSpec,
@@ -85,10 +85,15 @@ pub(super) async fn create(
                 created.cookies = cookies;
                 return Ok(created);
             }
+            // A load balancer's 502/504 (its target failed or timed out) is as transient as
+            // a 503, and the idempotency key makes the retry safe.
             Ok(Ok(resp))
                 if matches!(
                     resp.status(),
-                    StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS
+                    StatusCode::SERVICE_UNAVAILABLE
+                        | StatusCode::TOO_MANY_REQUESTS
+                        | StatusCode::BAD_GATEWAY
+                        | StatusCode::GATEWAY_TIMEOUT
                 ) =>
             {
                 debug!(status = resp.status().as_u16(), attempt, "create refused");
@@ -135,7 +140,7 @@ fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
 }
 
 /// Read a whole (small) body, refusing one larger than `cap`.
-async fn read_capped(resp: reqwest::Response, cap: usize) -> Result<Vec<u8>, String> {
+pub(super) async fn read_capped(resp: reqwest::Response, cap: usize) -> Result<Vec<u8>, String> {
     let mut body = pin!(resp.bytes_stream());
     let mut out = Vec::new();
     while let Some(chunk) = body.next().await {

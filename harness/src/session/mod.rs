@@ -9,6 +9,8 @@
 //!
 //! # Layout
 //! - `client`: the HTTP side — stream, idle timeout, resume with backoff, classification.
+//! - `eventsource`: what a browser's `EventSource` accepts as a stream and could resume
+//!   (WHATWG HTML §9.2): status, `Content-Type`, redirects, the last event ID string. Pure.
 //! - `create`: `POST /v1/sessions` with bounded retries under one idempotency key.
 //! - `verify`: the pure per-session verifier (contiguous seqs, duplicates, digest).
 //! - `outcome`: the outcome, its class and the reason vocabulary.
@@ -19,16 +21,20 @@
 
 mod client;
 mod create;
+mod eventsource;
 mod outcome;
 mod verify;
+#[cfg(test)]
+mod verify_props;
 
 use std::time::{Duration, Instant};
 
 pub use client::run_session;
 use dropzero_sse::Limits;
+pub use eventsource::{MAX_REDIRECTS, redirect_policy};
 pub use outcome::{
-    DropReason, InterruptReason, Interruption, MAX_STORED_INTERRUPTIONS, MAX_STORED_REPLICAS,
-    NotStartedReason, SessionClass, SessionOutcome, Timings,
+    DropReason, InterruptReason, Interruption, MAX_RETRY_HINT, MAX_STORED_INTERRUPTIONS,
+    MAX_STORED_REPLICAS, NotStartedReason, SessionClass, SessionOutcome, Timings,
 };
 pub use verify::{DoneStatus, EventKind, Verdict, Verifier};
 
@@ -63,6 +69,21 @@ pub struct ResumePolicy {
     /// Fraction in `0.0..=1.0` of each delay that is randomised away (full jitter at 1.0),
     /// so a fleet of clients cut at once does not reconnect in lockstep.
     pub jitter: f64,
+    /// What the server's `retry:` hint does to the wait.
+    pub retry_hint: RetryHint,
+}
+
+/// What the server's `retry:` field (a browser's reconnection time, WHATWG HTML §9.2.6) does
+/// to the wait before a reconnection. Either way the last hint is recorded in the outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RetryHint {
+    /// The backoff alone decides, so runs against different targets compare.
+    #[default]
+    Ignore,
+    /// Each wait is at least the hint, as a browser waits at least its reconnection time;
+    /// the backoff (and its jitter) can make it longer, never shorter.
+    Floor,
 }
 
 impl ResumePolicy {
@@ -80,6 +101,15 @@ impl ResumePolicy {
         }
         capped.mul_f64(1.0 - jitter * rand::random::<f64>())
     }
+
+    /// The wait before the `n`-th retry given the server's last `retry:` hint.
+    pub fn wait(&self, n: u32, hint: Option<Duration>) -> Duration {
+        let backoff = self.backoff(n);
+        match (self.retry_hint, hint) {
+            (RetryHint::Floor, Some(hint)) => backoff.max(hint),
+            _ => backoff,
+        }
+    }
 }
 
 impl Default for ResumePolicy {
@@ -89,6 +119,7 @@ impl Default for ResumePolicy {
             backoff_initial: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
             jitter: 0.2,
+            retry_hint: RetryHint::Ignore,
         }
     }
 }
@@ -163,6 +194,7 @@ mod tests {
             backoff_initial: Duration::from_millis(10),
             backoff_max: Duration::from_millis(70),
             jitter: 0.0,
+            retry_hint: RetryHint::Ignore,
         };
         let got: Vec<u128> = (0..6).map(|n| p.backoff(n).as_millis()).collect();
         assert_eq!(got, [10, 20, 40, 70, 70, 70]);
@@ -173,5 +205,22 @@ mod tests {
             let full = Duration::from_millis(10 << (n % 4)).min(p.backoff_max);
             assert!(d <= full && d >= full / 2, "{d:?} vs {full:?}");
         }
+    }
+
+    #[test]
+    fn the_retry_hint_is_a_floor_only_when_asked() {
+        let mut p = ResumePolicy {
+            max_retries: 5,
+            backoff_initial: Duration::from_millis(10),
+            backoff_max: Duration::from_millis(70),
+            jitter: 0.0,
+            retry_hint: RetryHint::Ignore,
+        };
+        let ms = Duration::from_millis;
+        assert_eq!(p.wait(0, Some(ms(500))), ms(10));
+        p.retry_hint = RetryHint::Floor;
+        assert_eq!(p.wait(0, Some(ms(500))), ms(500));
+        assert_eq!(p.wait(3, Some(ms(5))), ms(70));
+        assert_eq!(p.wait(1, None), ms(20));
     }
 }

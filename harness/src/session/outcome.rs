@@ -20,6 +20,9 @@ pub const MAX_STORED_INTERRUPTIONS: usize = 16;
 /// At most this many distinct replica ids are kept per session.
 pub const MAX_STORED_REPLICAS: usize = 8;
 
+/// The longest `retry:` hint kept: a hostile server cannot make a wait overflow a clock.
+pub const MAX_RETRY_HINT: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// Longest free-text detail kept in a reason (error messages from the network).
 pub(crate) const MAX_DETAIL: usize = 200;
 
@@ -73,7 +76,8 @@ impl SessionClass {
     }
 }
 
-/// Why a started session was dropped.
+/// Why a started session was dropped. The stream rules behind the reasons are in the module
+/// docs of `session::eventsource` (a browser's `EventSource`, WHATWG HTML §9.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DropReason {
     /// The events endpoint answered `404`: the target forgot the session.
@@ -84,22 +88,50 @@ pub enum DropReason {
     RetriesExhausted,
     /// The session's wall-time deadline passed.
     Deadline,
+    /// `200` whose `Content-Type` is not `text/event-stream` (or none): not a stream.
+    NotEventStream,
+    /// `204 No Content`: the server's way to tell an `EventSource` to stop reconnecting.
+    NoContent,
+    /// A status a browser fails the connection on and the protocol gives no meaning
+    /// (`201`, `206`, an unfollowed `3xx`, `400`, `401`, ...).
+    HttpStatus(u16),
+    /// More redirects in a row than fetch follows (a loop).
+    TooManyRedirects,
+    /// Events arrived but none carried an `id`: a browser would reconnect without
+    /// `Last-Event-ID`, from the start.
+    NoEventId,
+    /// The last `id` the server sent was empty: a browser would reconnect without
+    /// `Last-Event-ID`.
+    EventIdReset,
+    /// The last `id` is not a seq: a browser would resume from something protocol v1 cannot.
+    NonNumericEventId,
 }
 
 impl DropReason {
+    /// A stable lowercase name for reports and metrics labels (no free text).
     pub fn label(self) -> &'static str {
         match self {
             DropReason::SessionUnknown => "session_unknown",
             DropReason::ResumeRefused => "resume_refused",
             DropReason::RetriesExhausted => "retries_exhausted",
             DropReason::Deadline => "deadline",
+            DropReason::NotEventStream => "not_event_stream",
+            DropReason::NoContent => "no_content",
+            DropReason::HttpStatus(_) => "http_status",
+            DropReason::TooManyRedirects => "too_many_redirects",
+            DropReason::NoEventId => "no_event_id",
+            DropReason::EventIdReset => "event_id_reset",
+            DropReason::NonNumericEventId => "non_numeric_event_id",
         }
     }
 }
 
 impl fmt::Display for DropReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.label())
+        match self {
+            DropReason::HttpStatus(s) => write!(f, "http_status({s})"),
+            other => f.write_str(other.label()),
+        }
     }
 }
 
@@ -146,8 +178,9 @@ pub enum InterruptReason {
     Reset(String),
     /// No bytes at all (not even a keepalive) for the idle timeout.
     IdleTimeout,
-    /// The events endpoint answered with a retryable non-success status.
-    HttpStatus(u16),
+    /// The events endpoint answered `408`, `429` or a `5xx`, which the protocol retries (a
+    /// deploy, a load balancer without a healthy target). A browser would give up instead.
+    RetryableStatus(u16),
     /// The stream broke the parser's [`dropzero_sse::Limits`].
     Sse(SseError),
     /// No response headers: connection refused, DNS, or the connect timeout.
@@ -161,7 +194,7 @@ impl InterruptReason {
             InterruptReason::Eof => "eof",
             InterruptReason::Reset(_) => "reset",
             InterruptReason::IdleTimeout => "idle_timeout",
-            InterruptReason::HttpStatus(_) => "http_status",
+            InterruptReason::RetryableStatus(_) => "retryable_status",
             InterruptReason::Sse(_) => "sse_error",
             InterruptReason::Connect(_) => "connect",
         }
@@ -172,7 +205,7 @@ impl fmt::Display for InterruptReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             InterruptReason::Reset(d) => write!(f, "reset: {d}"),
-            InterruptReason::HttpStatus(s) => write!(f, "http_status({s})"),
+            InterruptReason::RetryableStatus(s) => write!(f, "retryable_status({s})"),
             InterruptReason::Sse(e) => write!(f, "sse_error({e})"),
             InterruptReason::Connect(d) => write!(f, "connect: {d}"),
             other => f.write_str(other.label()),
@@ -243,6 +276,9 @@ pub struct SessionOutcome {
     pub replicas: Vec<String>,
     /// Times another replica took the session over (takeover `session` events).
     pub takeovers: u32,
+    /// The server's last `retry:` hint (a browser's reconnection time), capped at
+    /// [`MAX_RETRY_HINT`]; whether reconnections honour it is [`super::RetryHint`].
+    pub retry_hint: Option<Duration>,
     pub timings: Timings,
 }
 

@@ -203,6 +203,15 @@ impl Verifier {
         }
     }
 
+    /// The target refused to resume after `seq`, a seq it sent, as beyond the session's
+    /// events: it lost events it had delivered, so the session's content as the target
+    /// holds it differs from what the client saw (a content mismatch, whatever `done` says).
+    pub fn target_forgot(&mut self, seq: u64) {
+        if seq > 0 && seq <= self.last_seq {
+            self.content_mismatch = true;
+        }
+    }
+
     /// The last accepted seq: what to send as `Last-Event-ID` on resume.
     pub fn last_seq(&self) -> u64 {
         self.last_seq
@@ -428,6 +437,46 @@ mod tests {
         );
         assert_eq!(v.output_tokens(), Some(7));
         assert_eq!(v.replicas(), ["r1".to_string()]);
+    }
+
+    #[test]
+    fn a_target_that_forgot_delivered_events_is_a_content_mismatch() {
+        // The journal lost seqs 2..=3 (restored from an older snapshot): a resume after 3 is
+        // refused, then the regenerated session completes with a digest of its own making.
+        let mut v = Verifier::new();
+        v.accept(&token(1, "a"));
+        v.accept(&token(2, "b"));
+        v.accept(&token(3, "c"));
+        v.target_forgot(3);
+        v.accept(&done(4, 4, &["a", "b", "c"]));
+        assert!(v.content_mismatch(), "even though done's digest matches");
+        // A cursor the client never had proves nothing about the target.
+        let mut v = Verifier::new();
+        v.accept(&token(1, "a"));
+        v.target_forgot(7);
+        v.target_forgot(0);
+        v.accept(&done(2, 2, &["a"]));
+        assert!(!v.content_mismatch());
+    }
+
+    #[test]
+    fn regenerated_events_under_seen_seqs_are_duplicates_and_their_text_a_mismatch() {
+        // A target that lost seqs 2..=3 and replays from 1 again: the client skips the
+        // re-sent seqs (counted as duplicated), and `done`'s digest covers the regenerated
+        // text, not what the client assembled.
+        check(
+            "regenerated",
+            &[
+                token(1, "a"),
+                token(2, "b"),
+                token(3, "c"),
+                token(2, "B"),
+                token(3, "C"),
+                token(4, "d"),
+                done(5, 5, &["a", "B", "C", "d"]),
+            ],
+            counts(0, 2, 0, true, 4),
+        );
     }
 
     #[test]

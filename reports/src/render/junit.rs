@@ -42,8 +42,9 @@ pub(crate) fn suite_header(
 
 fn write_junit(r: &Report, out: &mut impl Write) -> io::Result<()> {
     let suite = escape(&format!("dropzero.{}", r.scenario.name));
-    let tests = r.gates.len();
-    let failures = r.gates.iter().filter(|g| !g.passed).count();
+    let halted = usize::from(r.halted.is_some());
+    let tests = r.gates.len() + halted;
+    let failures = r.gates.iter().filter(|g| !g.passed).count() + halted;
     suite_header(out, &suite, tests, failures, &r.started_at)?;
     for (name, value) in [
         ("run_id", r.run_id.clone()),
@@ -74,6 +75,16 @@ fn write_junit(r: &Report, out: &mut impl Write) -> io::Result<()> {
             g.threshold,
             escape(&observed),
             unit = escape(&g.unit),
+        )?;
+        writeln!(out, "    </testcase>")?;
+    }
+    if let Some(why) = &r.halted {
+        // A halt is a failure of its own: CI shows why the run stopped early.
+        writeln!(out, r#"    <testcase name="halt" classname="{suite}">"#)?;
+        writeln!(
+            out,
+            r#"      <failure message="{}" type="halt">the run was halted early</failure>"#,
+            escape(why)
         )?;
         writeln!(out, "    </testcase>")?;
     }

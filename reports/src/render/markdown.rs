@@ -24,7 +24,9 @@ pub fn render_markdown(report: &Report, out: &mut impl Write) -> Result<(), Repo
 
 fn write_report(r: &Report, out: &mut impl Write) -> io::Result<()> {
     let failed = r.gates.iter().filter(|g| !g.passed).count();
-    let verdict = if all_passed(r) {
+    let verdict = if let Some(why) = &r.halted {
+        format!("🛑 halted: {}", cell(why))
+    } else if all_passed(r) {
         format!("✅ all {} gates passed", r.gates.len())
     } else if r.gates.is_empty() {
         "❌ no gates were evaluated".to_string()
@@ -184,6 +186,13 @@ fn write_report(r: &Report, out: &mut impl Write) -> io::Result<()> {
         &["", "Count", "p50", "p90", "p99", "Max", "Mean"],
         rows,
     )?;
+    writeln!(
+        out,
+        "\nHdrHistogram files beside this report: `latency.hlog` (interval log, one interval per \
+         second, tags `ttft`, `itl`, `resume`, values in µs) and `ttft.hgrm`, `itl.hgrm`, \
+         `resume.hgrm` (percentile distributions in ms, for HistogramLogAnalyzer or \
+         hdrhistogram.github.io/HdrHistogram/plotFiles.html)."
+    )?;
 
     writeln!(out, "\n## Faults\n")?;
     if r.faults.is_empty() {
@@ -242,6 +251,9 @@ fn write_report(r: &Report, out: &mut impl Write) -> io::Result<()> {
 
     if let Some(a) = &r.autoscaling {
         autoscaling(out, a, r.scenario.time_scale)?;
+    }
+    if let Some(e) = &r.ecs {
+        super::markdown_ecs::ecs(out, e)?;
     }
 
     writeln!(out, "\n## Timeline\n")?;
@@ -332,7 +344,7 @@ fn timeline_summary(out: &mut impl Write, points: &[TimelinePoint]) -> io::Resul
     }
 }
 
-fn table<R: AsRef<[String]>>(
+pub(super) fn table<R: AsRef<[String]>>(
     out: &mut impl Write,
     headers: &[&str],
     rows: impl IntoIterator<Item = R>,
@@ -346,7 +358,7 @@ fn table<R: AsRef<[String]>>(
 }
 
 /// Escapes text for a table cell or a line of prose: no pipes, no line breaks, no HTML.
-fn cell(text: &str) -> String {
+pub(super) fn cell(text: &str) -> String {
     let mut s = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -363,7 +375,7 @@ fn cell(text: &str) -> String {
 }
 
 /// A gate value in its unit: counts as integers, milliseconds with one decimal, ratios in %.
-fn value(v: f64, unit: &str) -> String {
+pub(super) fn value(v: f64, unit: &str) -> String {
     match unit {
         "ratio" => format!("{:.2}%", v * 100.0),
         "ms" => format!("{v:.1} ms"),
@@ -372,7 +384,7 @@ fn value(v: f64, unit: &str) -> String {
     }
 }
 
-fn num(v: f64) -> String {
+pub(super) fn num(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 1e15 {
         format!("{v:.0}")
     } else {

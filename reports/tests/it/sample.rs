@@ -151,6 +151,43 @@ pub fn report() -> Report {
             stopped_s: Some(30.0),
             exit: Some("exit 0".into()),
         }],
+        ecs: Some(EcsReport {
+            cluster: "dropzero".into(),
+            service: "agent-runtime".into(),
+            region: "us-east-1".into(),
+            service_arn: "arn:aws:ecs:us-east-1:123456789012:service/dropzero/agent-runtime".into(),
+            endpoint: "emulator".into(),
+            deployments: vec![EcsDeployment {
+                id: "ecs-svc/1234567890123456789".into(),
+                status: "PRIMARY".into(),
+                task_definition: "agent-runtime:2".into(),
+                rollout_state: Some("COMPLETED".into()),
+                rollout_state_reason: Some(
+                    "ECS deployment ecs-svc/1234567890123456789 completed.".into(),
+                ),
+                failed_tasks: 0,
+                created_s: Some(20.0),
+                updated_s: Some(41.0),
+            }],
+            tasks: vec![EcsTask {
+                task_id: "0123456789abcdef0123456789abcdef".into(),
+                task_definition: "agent-runtime:1".into(),
+                last_status: "STOPPED".into(),
+                started_s: Some(0.0),
+                stopping_s: Some(30.0),
+                stopped_s: Some(31.5),
+                stop_code: Some("ServiceSchedulerInitiated".into()),
+                stopped_reason: Some(
+                    "Scaling activity initiated by (deployment ecs-svc/1234567890123456789)".into(),
+                ),
+            }],
+            events: vec![EcsEvent {
+                at_s: Some(41.0),
+                message: "(service agent-runtime) has reached a steady state.".into(),
+            }],
+            poll_errors: 0,
+        }),
+        halted: None,
         timeline: (1..=60u32)
             .map(|t| {
                 let deploying = (19..=41).contains(&t);
@@ -164,11 +201,16 @@ pub fn report() -> Report {
                     interruptions: if t == 20 { 41 } else { 0 },
                     drops: u64::from(t == 21),
                     completed: if t > 10 { 8 } else { 0 },
-                    desired_tasks: None,
-                    running_tasks: None,
-                    scaling_metric: None,
-                    ttft_p99_ms: None,
-                    itl_p99_ms: None,
+                    resume_p99_ms: (t == 21).then_some(850.0),
+                    resumes: if t == 21 { 40 } else { 0 },
+                    // The deploy replaces v1 by v2 one task at a time.
+                    versions: match t {
+                        ..19 => [("v1".to_string(), 3)].into(),
+                        19..=30 => [("v1".to_string(), 2), ("v2".to_string(), 2)].into(),
+                        31..=41 => [("v1".to_string(), 1), ("v2".to_string(), 3)].into(),
+                        _ => [("v2".to_string(), 3)].into(),
+                    },
+                    ..TimelinePoint::default()
                 }
             })
             .collect(),
@@ -201,5 +243,18 @@ fn summary(count: u64, p50: f64, p99: f64) -> LatencySummary {
         p99,
         max: p99 * 1.4,
         mean: p50 * 1.1,
+        spectrum: [
+            (10.0, p50 * 0.4),
+            (50.0, p50),
+            (75.0, (p50 + p99) / 3.0),
+            (90.0, (p50 + p99) / 2.0),
+            (99.0, p99),
+            (99.9, p99 * 1.2),
+            (100.0, p99 * 1.4),
+        ]
+        .into_iter()
+        .filter(|_| count > 0)
+        .map(|(percentile, value)| SpectrumPoint { percentile, value })
+        .collect(),
     }
 }

@@ -48,13 +48,20 @@ pub enum Stop {
     /// This replica could not renew its lease in time: stop before another replica may
     /// claim the session, so two replicas never write it at once.
     LeaseLost,
+    /// The journal did not take an append: unreachable, or it holds less than this writer
+    /// wrote (restored from older state). The session goes on from what the journal holds,
+    /// here or elsewhere, once the journal answers.
+    JournalUnavailable(String),
     Journal(String),
 }
 
 impl Stop {
     /// Whether the session goes on elsewhere (no `done`, steps not marked cancelled).
     pub fn leaves_session_running(&self) -> bool {
-        matches!(self, Stop::Handoff | Stop::LeaseLost)
+        matches!(
+            self,
+            Stop::Handoff | Stop::LeaseLost | Stop::JournalUnavailable(_)
+        )
     }
 }
 
@@ -145,9 +152,13 @@ impl SessionCtx {
     }
 
     fn journal_failed(&self, e: EmitError) {
-        match e {
+        match &e {
             EmitError::Superseded | EmitError::Journal(JournalError::SeqTaken { .. }) => {
                 tracing::warn!(error = %e, "another replica took the session over")
+            }
+            EmitError::Journal(j) if j.is_unavailable() => {
+                tracing::warn!(error = %e, "journal append failed; leaving the session for a takeover");
+                return self.stop_with(Stop::JournalUnavailable(e.to_string()));
             }
             _ => tracing::error!(error = %e, "journal append failed"),
         }
@@ -245,7 +256,17 @@ pub async fn run_session(ctx: SessionCtx, start: Start, signals: StopSignals) ->
                 last_seq = ctx.emitter.last_seq(),
                 "lease not renewed in time: stopped so another replica can take over"
             );
+            give_up(&ctx, &hard_stop).await;
             return Outcome::LeaseLost;
+        }
+        Some(Stop::JournalUnavailable(reason)) => {
+            tracing::warn!(
+                last_seq = ctx.emitter.last_seq(),
+                reason,
+                "journal unavailable: stopped without done; the session continues from the journal"
+            );
+            give_up(&ctx, &hard_stop).await;
+            return Outcome::Abandoned;
         }
         Some(Stop::Cancelled) => (SessionStatus::Cancelled, Some("cancelled by client".into())),
         Some(Stop::Budget(reason)) => (SessionStatus::BudgetExceeded, Some(reason)),
@@ -266,7 +287,7 @@ pub async fn run_session(ctx: SessionCtx, start: Start, signals: StopSignals) ->
         Err(e) => {
             // Leave the session to a replica whose journal works, rather than heartbeat it.
             tracing::error!(error = %e, "could not journal done; releasing the session");
-            release_if_mine(&ctx).await;
+            give_up(&ctx, &hard_stop).await;
             Outcome::Abandoned
         }
     }
@@ -327,7 +348,9 @@ async fn superseded(ctx: &SessionCtx) -> Outcome {
 /// Stopped at the drain deadline: release ownership so another replica claims the session at
 /// once (a reconnecting client's stream or an orphan sweep) and continues from the journal.
 async fn handoff(ctx: &SessionCtx) -> Outcome {
-    release_if_mine(ctx).await;
+    if !release_if_mine(ctx).await {
+        tracing::error!("could not release the session at the drain deadline");
+    }
     tracing::info!(
         last_seq = ctx.emitter.last_seq(),
         "session handed off at drain deadline"
@@ -335,21 +358,43 @@ async fn handoff(ctx: &SessionCtx) -> Outcome {
     Outcome::HandedOff
 }
 
+/// This loop stopped without `done` and the session must go on from the journal: release it,
+/// retrying (100 ms doubling to 2 s) until the journal takes the release or the drain
+/// deadline passes. A session left owned here would have its lease renewed by this replica's
+/// heartbeat for as long as the replica lives, and nobody would continue it.
+async fn give_up(ctx: &SessionCtx, hard_stop: &CancellationToken) {
+    let mut wait = std::time::Duration::from_millis(100);
+    while !release_if_mine(ctx).await {
+        tokio::select! {
+            _ = hard_stop.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        wait = (wait * 2).min(std::time::Duration::from_secs(2));
+    }
+}
+
 /// Release the session unless another replica already took it over (releasing theirs would
 /// make a running session look orphaned). The check and the release are not atomic; the seq
-/// fence keeps the rare race safe.
-async fn release_if_mine(ctx: &SessionCtx) {
+/// fence keeps the rare race safe. Returns false when the journal failed (nothing released).
+async fn release_if_mine(ctx: &SessionCtx) -> bool {
     let journal = ctx.emitter.journal();
     let id = ctx.record.session_id.clone();
     match journal.session(id.clone()).await {
         Ok(Some(record)) if record.owner.as_deref() != Some(ctx.config.replica_id.as_str()) => {
             tracing::info!(owner = ?record.owner, "not releasing: no longer the owner");
-            return;
+            return true;
         }
         Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "reading the owner before release failed"),
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the owner before release failed");
+            return false;
+        }
     }
-    if let Err(e) = journal.release(id).await {
-        tracing::error!(error = %e, "releasing the session failed");
+    match journal.release(id).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "releasing the session failed");
+            false
+        }
     }
 }

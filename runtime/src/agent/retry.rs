@@ -25,6 +25,7 @@ mod tests {
     fn grows_and_is_capped() {
         let policy = RetryPolicy {
             max_retries: 10,
+            outage_wait: Duration::from_secs(60),
             base: Duration::from_millis(100),
             max: Duration::from_secs(1),
         };

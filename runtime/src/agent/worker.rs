@@ -2,7 +2,11 @@
 //! retry loop shared with the planner.
 //!
 //! Retries (429/529/5xx, connection errors, a cut stream, a call exceeding `--step-timeout`)
-//! back off exponentially with jitter and emit `step` `retrying`. After a cut, the retry
+//! back off exponentially with jitter and emit `step` `retrying`. While the LLM refuses
+//! connections outright (an outage), retries go on without counting against
+//! `--max-retries`, for at most `--llm-outage-wait` from the first refusal in a row, and
+//! always within the session's budget (checked before each attempt); then the step fails
+//! with "LLM unreachable". After a cut, the retry
 //! carries a **prefill** — a trailing assistant message with the text already emitted in
 //! this turn — so the LLM continues where it stopped and no token is emitted twice.
 //!
@@ -50,6 +54,8 @@ pub enum CallError {
     Llm(#[from] LlmError),
     #[error("LLM call exceeded the step timeout of {0:?}")]
     Timeout(Duration),
+    #[error("LLM unreachable for {0:?} (outage); last error: {1}")]
+    Unreachable(Duration, LlmError),
     #[error("session stopping")]
     Stopped,
 }
@@ -167,6 +173,10 @@ pub async fn call_with_retries(
         tool_use: None,
     };
     let mut attempt = 1;
+    // Failures that count against `max_retries` (refused connections do not).
+    let mut counted = 0;
+    // Since when every attempt was refused at connect (the LLM is down).
+    let mut unreachable_since: Option<tokio::time::Instant> = None;
     loop {
         let mut request = LlmRequest {
             role,
@@ -201,9 +211,27 @@ pub async fn call_with_retries(
         let retryable = match &error {
             CallError::Llm(e) => e.is_retryable(),
             CallError::Timeout(_) => true,
-            CallError::Stopped => false,
+            CallError::Stopped | CallError::Unreachable(..) => false,
         };
-        if !retryable || attempt > ctx.config.retry.max_retries {
+        let refused = matches!(&error, CallError::Llm(e) if e.is_unreachable());
+        let error = match error {
+            CallError::Llm(e) if refused => {
+                let since = *unreachable_since.get_or_insert_with(tokio::time::Instant::now);
+                let wait = ctx.config.retry.outage_wait;
+                if since.elapsed() >= wait {
+                    CallError::Unreachable(wait, e)
+                } else {
+                    CallError::Llm(e)
+                }
+            }
+            other => {
+                unreachable_since = None;
+                counted += 1;
+                other
+            }
+        };
+        let gave_up = matches!(error, CallError::Unreachable(..));
+        if !retryable || gave_up || counted > ctx.config.retry.max_retries {
             ctx.metrics
                 .llm_failed
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -26,14 +26,21 @@ pub enum AppError {
     NotFound,
     #[error("no such endpoint")]
     NoRoute,
+    #[error("this endpoint does not serve that method")]
+    MethodNotAllowed,
     #[error("this runtime does not support a second stream for a session (naive mode)")]
     ResumeUnsupported,
     #[error("request body larger than {0} bytes")]
     PayloadTooLarge(usize),
+    #[error("the session already has {0} open streams on this replica; close one or retry later")]
+    TooManyStreams(usize),
     #[error("replica is draining; retry on another replica")]
     Draining,
     #[error("journal error")]
     Journal(#[from] JournalError),
+    /// The journal did not answer this replica's last lease heartbeat.
+    #[error("the session journal is unreachable; retry later")]
+    JournalUnavailable,
     /// A local failure (already logged with its cause).
     #[error("internal error")]
     Internal,
@@ -53,12 +60,30 @@ impl AppError {
             AppError::InvalidLastEventId(_) => (StatusCode::BAD_REQUEST, "invalid_last_event_id"),
             AppError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             AppError::NotFound | AppError::NoRoute => (StatusCode::NOT_FOUND, "not_found"),
+            AppError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             AppError::ResumeUnsupported => (StatusCode::CONFLICT, "resume_unsupported"),
             AppError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            AppError::TooManyStreams(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_streams"),
             AppError::Draining => (StatusCode::SERVICE_UNAVAILABLE, "draining"),
-            AppError::Journal(_) => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
+            AppError::Journal(_) | AppError::JournalUnavailable => {
+                (StatusCode::SERVICE_UNAVAILABLE, "journal_unavailable")
+            }
             AppError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
+    }
+}
+
+/// A session id that is not a valid path segment (e.g. percent-encoded bytes that are not
+/// UTF-8): the request is malformed, in the protocol's error shape rather than axum's text.
+impl From<axum::extract::rejection::PathRejection> for AppError {
+    fn from(rejection: axum::extract::rejection::PathRejection) -> AppError {
+        AppError::invalid(rejection.body_text(), Some("id"))
+    }
+}
+
+impl From<axum::extract::rejection::QueryRejection> for AppError {
+    fn from(rejection: axum::extract::rejection::QueryRejection) -> AppError {
+        AppError::invalid(rejection.body_text(), None)
     }
 }
 
@@ -80,10 +105,15 @@ impl IntoResponse for AppError {
             error["field"] = json!(field);
         }
         let mut response = (status, Json(json!({ "error": error }))).into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        let retry_after = match status {
+            StatusCode::SERVICE_UNAVAILABLE => Some("2"),
+            StatusCode::TOO_MANY_REQUESTS => Some("1"),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+                .insert(header::RETRY_AFTER, HeaderValue::from_static(seconds));
         }
         response
     }

@@ -1,35 +1,28 @@
-//! `POST /v1/sessions`, `GET /v1/sessions/{id}` and `DELETE /v1/sessions/{id}`, plus the
-//! checks they share (API key, resume token, body limit, strict JSON).
+//! `POST /v1/sessions`, `GET /v1/sessions/{id}` and `DELETE /v1/sessions/{id}`, and the body
+//! limit; the API key and resume token checks are in `auth.rs`, decoding in `decode.rs`.
 
 use axum::{
     Json,
     body::{Body, to_bytes},
-    extract::{Path, Query, State},
+    extract::{
+        Path, Query, State,
+        rejection::{PathRejection, QueryRejection},
+    },
     http::{HeaderMap, StatusCode, header},
     response::IntoResponse,
 };
-use serde::Deserialize;
 use serde_json::json;
 use std::collections::HashMap;
 
-use super::AppError;
+use super::{
+    AppError,
+    auth::{authorize, check_api_key},
+    decode,
+};
 use crate::{
-    session::{Budget, SessionRecord, SessionStatus},
+    session::{SessionRecord, SessionStatus},
     state::AppState,
 };
-
-const MAX_QUERY: usize = 16 * 1024;
-const MAX_IDEMPOTENCY_KEY: usize = 200;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateRequest {
-    query: String,
-    #[serde(default)]
-    budget: Budget,
-    #[serde(default)]
-    metadata: Option<serde_json::Value>,
-}
 
 pub async fn create(
     State(state): State<AppState>,
@@ -39,34 +32,19 @@ pub async fn create(
     if state.drain.is_draining() {
         return Err(AppError::Draining);
     }
-    check_api_key(&state, &headers)?;
-    let request = parse_body(&headers, body, state.config.max_body).await?;
-    if request.query.is_empty() || request.query.len() > MAX_QUERY {
-        return Err(AppError::invalid(
-            format!("query must be 1..={MAX_QUERY} bytes"),
-            Some("query"),
-        ));
+    if !state.leases.is_healthy() {
+        // Refuse at once rather than after the journal's operation timeout.
+        return Err(AppError::JournalUnavailable);
     }
-    let key = match headers.get("idempotency-key") {
-        None => None,
-        Some(v) => match v.to_str() {
-            Ok(k) if !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY => Some(k.to_string()),
-            _ => {
-                return Err(AppError::invalid(
-                    format!(
-                        "Idempotency-Key must be 1..={MAX_IDEMPOTENCY_KEY} visible ASCII bytes"
-                    ),
-                    Some("Idempotency-Key"),
-                ));
-            }
-        },
-    };
+    check_api_key(&state, &headers)?;
+    let bytes = read_body(&headers, body, state.config.max_body).await?;
+    let request = decode::create_session(&headers, &bytes)?;
     let mut record = SessionRecord::new(
         &state.config.replica_id,
         request.query,
         request.budget,
         request.metadata,
-        key,
+        request.idempotency_key,
     );
     record.lease_expires_at_ms = Some(crate::lease::lease_from_now(&state));
     let created = state.journal.create(record).await?;
@@ -90,11 +68,12 @@ pub async fn create(
     ))
 }
 
-async fn parse_body(
+/// At most `limit` bytes of the body (`413` beyond), before any decoding.
+async fn read_body(
     headers: &HeaderMap,
     body: Body,
     limit: usize,
-) -> Result<CreateRequest, AppError> {
+) -> Result<bytes::Bytes, AppError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -102,7 +81,7 @@ async fn parse_body(
     if declared.is_some_and(|n| n > limit) {
         return Err(AppError::PayloadTooLarge(limit));
     }
-    let bytes = to_bytes(body, limit).await.map_err(|e| {
+    to_bytes(body, limit).await.map_err(|e| {
         if e.into_inner()
             .downcast_ref::<http_body_util::LengthLimitError>()
             .is_some()
@@ -111,68 +90,16 @@ async fn parse_body(
         } else {
             AppError::invalid("could not read the request body", None)
         }
-    })?;
-    let de = &mut serde_json::Deserializer::from_slice(&bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        // The path already ends in an unknown field's name.
-        let mut field = e.path().to_string();
-        let message = e.inner().to_string();
-        // A missing field is named in the message, not the path.
-        if let Some(rest) = message.strip_prefix("missing field `")
-            && let Some(name) = rest.split('`').next()
-        {
-            field = if field == "." {
-                name.to_string()
-            } else {
-                format!("{field}.{name}")
-            };
-        }
-        let field = (field != ".").then_some(field);
-        AppError::invalid(message, field.as_deref())
     })
-}
-
-fn check_api_key(state: &AppState, headers: &HeaderMap) -> Result<(), AppError> {
-    let keys = &state.config.api_keys;
-    if keys.is_empty() {
-        return Ok(());
-    }
-    let given = headers.get("x-api-key").and_then(|v| v.to_str().ok());
-    match given {
-        Some(k) if keys.iter().any(|key| key == k) => Ok(()),
-        _ => Err(AppError::Unauthorized("missing or wrong x-api-key")),
-    }
-}
-
-/// Look a session up and check its resume token (`Authorization: Bearer` or `?token=`).
-pub async fn authorize(
-    state: &AppState,
-    id: &str,
-    headers: &HeaderMap,
-    query: &HashMap<String, String>,
-) -> Result<SessionRecord, AppError> {
-    let record = state
-        .journal
-        .session(id.to_string())
-        .await?
-        .ok_or(AppError::NotFound)?;
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let token = bearer.or(query.get("token").map(String::as_str));
-    if token != Some(record.resume_token.as_str()) {
-        return Err(AppError::Unauthorized("missing or wrong resume token"));
-    }
-    Ok(record)
 }
 
 pub async fn status(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, AppError> {
+    let (Path(id), Query(query)) = (path?, query?);
     let record = authorize(&state, &id, &headers, &query).await?;
     let (last_seq, usage) = match (record.status, state.local.get(&id)) {
         (SessionStatus::Running, Some(local)) => (local.emitter.last_seq(), local.emitter.usage()),
@@ -192,10 +119,11 @@ pub async fn status(
 
 pub async fn cancel(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, AppError> {
+    let (Path(id), Query(query)) = (path?, query?);
     let record = authorize(&state, &id, &headers, &query).await?;
     let status = match state.local.get(&id) {
         Some(local) => {

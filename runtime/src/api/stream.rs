@@ -13,6 +13,9 @@
 //! (`lease::try_take_over`). The stream still only reads the journal; it merely switches from
 //! polling to the new local loop's `watch`.
 //!
+//! A session has at most `--max-streams-per-session` streams open on one replica (see
+//! `streams.rs`); one more is refused with 429.
+//!
 //! In naive mode the first stream starts the agent loop and its disconnection cancels the
 //! session; a second stream is refused with 409.
 
@@ -20,7 +23,10 @@ use std::{collections::HashMap, convert::Infallible, sync::atomic::Ordering};
 
 use axum::{
     body::Body,
-    extract::{Path, Query, State},
+    extract::{
+        Path, Query, State,
+        rejection::{PathRejection, QueryRejection},
+    },
     http::{HeaderMap, HeaderValue, header},
     response::{IntoResponse, Response},
 };
@@ -29,7 +35,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::Instrument;
 
-use super::{AppError, sessions::authorize};
+use super::{AppError, auth::authorize, decode, streams::StreamSlot};
 use crate::{
     config::Mode,
     session::{EventRecord, LocalSession, SessionStatus},
@@ -43,12 +49,18 @@ pub const LEASE_CHECK: std::time::Duration = std::time::Duration::from_millis(20
 
 pub async fn events(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
+    let (Path(id), Query(query)) = (path?, query?);
     let record = authorize(&state, &id, &headers, &query).await?;
-    let after = cursor(&headers, &query)?;
+    let cap = state.config.max_streams_per_session;
+    let slot = state
+        .streams
+        .acquire(&id, cap)
+        .ok_or(AppError::TooManyStreams(cap))?;
+    let after = decode::cursor(&headers, &query)?;
     let last = state.journal.last_seq(id.clone()).await?;
     if after > last {
         return Err(AppError::InvalidLastEventId(format!(
@@ -73,7 +85,7 @@ pub async fn events(
     if nothing_left {
         let _ = tx.try_send(Ok(Bytes::from_static(b"retry: 1000\n\n")));
     } else {
-        tokio::spawn(pump(state, id, after, local, tx).instrument(span));
+        tokio::spawn(pump(state, id, after, local, tx, slot).instrument(span));
     }
     let mut response = Body::from_stream(ReceiverStream::new(rx)).into_response();
     let h = response.headers_mut();
@@ -84,21 +96,6 @@ pub async fn events(
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     Ok(response)
-}
-
-/// The client's cursor: `Last-Event-ID` wins over `?after=`; absent means 0.
-fn cursor(headers: &HeaderMap, query: &HashMap<String, String>) -> Result<u64, AppError> {
-    let raw = match headers.get("last-event-id") {
-        Some(v) => Some(v.to_str().unwrap_or("?").trim().to_string()),
-        None => query.get("after").cloned(),
-    };
-    match raw {
-        None => Ok(0),
-        Some(s) if s.is_empty() => Ok(0),
-        Some(s) => s
-            .parse()
-            .map_err(|_| AppError::InvalidLastEventId(format!("{s:?} is not an event id"))),
-    }
 }
 
 pub fn format_event(e: &EventRecord) -> Bytes {
@@ -132,6 +129,8 @@ async fn pump(
     mut after: u64,
     local: Option<LocalSession>,
     tx: mpsc::Sender<Result<Bytes, Infallible>>,
+    // Held until the stream ends: it counts against `--max-streams-per-session`.
+    _slot: StreamSlot,
 ) {
     state.metrics.open_streams.fetch_add(1, Ordering::Relaxed);
     let naive = state.config.mode == Mode::Naive;
@@ -178,7 +177,18 @@ async fn pump(
             continue;
         }
         if appended.is_none() && !naive {
-            appended = watch_or_take_over(&state, &id, &mut next_lease_check).await;
+            match watch_or_take_over(&state, &id, &mut next_lease_check).await {
+                Ok(watch) => appended = watch,
+                Err(Vanished) => {
+                    // The journal lost the session (restored from state older than it): end
+                    // the stream so the client learns it on reconnecting (404).
+                    tracing::error!(
+                        last_sent = after,
+                        "session vanished from the journal; ending stream"
+                    );
+                    return;
+                }
+            }
         }
         let more = async {
             let agent_ended = match &mut appended {
@@ -220,21 +230,25 @@ async fn watch_or_take_over(
     state: &AppState,
     id: &str,
     next_check: &mut tokio::time::Instant,
-) -> Option<tokio::sync::watch::Receiver<u64>> {
+) -> Result<Option<tokio::sync::watch::Receiver<u64>>, Vanished> {
     if let Some(local) = state.local.get(id) {
-        return Some(local.emitter.subscribe());
+        return Ok(Some(local.emitter.subscribe()));
     }
     let now = tokio::time::Instant::now();
     if now < *next_check || state.drain.is_draining() {
-        return None;
+        return Ok(None);
     }
     *next_check = now + LEASE_CHECK;
     match state.journal.session(id.to_string()).await {
         Ok(Some(record)) if record.lease_free(crate::lease::now_ms()) => {
             crate::lease::try_take_over(state, id).await;
         }
-        Ok(_) => {}
+        Ok(Some(_)) => {}
+        Ok(None) => return Err(Vanished),
         Err(e) => tracing::warn!(error = %e, "reading the session's lease failed"),
     }
-    None
+    Ok(None)
 }
+
+/// The journal no longer knows a session this stream was serving.
+struct Vanished;

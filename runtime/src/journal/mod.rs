@@ -57,6 +57,19 @@ pub enum JournalError {
     WriterGone,
 }
 
+impl JournalError {
+    /// Whether the journal could not take a write right now (unreachable, timed out, its
+    /// writer gone) or holds less than the writer wrote (`OutOfOrder`: it was restored from
+    /// older state), rather than refusing it for good: the session can go on from what the
+    /// journal holds once it answers.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            JournalError::Redis { .. } | JournalError::WriterGone | JournalError::OutOfOrder { .. }
+        )
+    }
+}
+
 pub type JournalResult<T> = Result<T, JournalError>;
 
 /// What `create` did: stored a new session, or found one with the same idempotency key.

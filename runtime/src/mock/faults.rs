@@ -50,6 +50,9 @@ pub struct Stall {
     pub duration_ms: u64,
 }
 
+/// The longest time a fault spec may name, in milliseconds: one day.
+pub const MAX_MS: u64 = 24 * 3600 * 1000;
+
 fn one() -> f64 {
     1.0
 }
@@ -73,6 +76,27 @@ impl FaultSpec {
         }
         if self.rate_limit + self.overloaded + self.server_error > 1.0 + 1e-9 {
             return Err("rate_limit + overloaded + server_error must not exceed 1".into());
+        }
+        // Times beyond a day are a typo, and unbounded ones overflow `Instant + Duration`.
+        for (name, ms) in [
+            ("duration_ms", self.duration_ms),
+            ("extra_latency_ms", Some(self.extra_latency_ms)),
+            ("stall.duration_ms", self.stall.map(|s| s.duration_ms)),
+        ] {
+            if let Some(ms) = ms
+                && ms > MAX_MS
+            {
+                return Err(format!(
+                    "{name} must be at most {MAX_MS} (one day), got {ms}"
+                ));
+            }
+        }
+        if self.retry_after_s > MAX_MS / 1000 {
+            return Err(format!(
+                "retry_after_s must be at most {} (one day), got {}",
+                MAX_MS / 1000,
+                self.retry_after_s
+            ));
         }
         Ok(())
     }
@@ -107,7 +131,7 @@ impl Faults {
     pub fn set(&self, spec: FaultSpec) {
         let until = spec
             .duration_ms
-            .map(|ms| Instant::now() + Duration::from_millis(ms));
+            .and_then(|ms| Instant::now().checked_add(Duration::from_millis(ms)));
         *self.lock() = Some((spec, until));
     }
 

@@ -40,6 +40,7 @@ mod generate;
 mod latency;
 pub mod ledger;
 mod openai;
+pub mod outage;
 pub mod profile;
 mod server;
 mod text;

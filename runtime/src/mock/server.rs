@@ -1,9 +1,9 @@
 //! The HTTP server: routes, shared state, and the per-request flow (parse → fault draw →
 //! reply → generator → body). Also the mock's control endpoints (`/mock/faults`,
-//! `/mock/ledger`) and `/healthz`.
+//! `/mock/outage`, `/mock/ledger`) and `/healthz`.
 //!
-//! Shutdown: [`serve`] stops accepting when the token fires, and every generator selects on
-//! the same token, so open streams end at once instead of blocking the graceful shutdown.
+//! Shutdown: [`serve`] stops accepting when the token fires and closes every connection
+//! (`outage::serve`); every generator selects on the same token, so open streams end at once.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -41,6 +41,8 @@ pub struct State {
     pub ttft: Sampler,
     pub itl: Sampler,
     pub shutdown: CancellationToken,
+    /// Windows asked for with `POST /mock/outage`, for the accept loop (see `outage`).
+    pub outages: super::outage::OutageRequests,
 }
 
 /// API-neutral error categories; each API module names and statuses them its own way.
@@ -124,8 +126,24 @@ pub fn app(state: Arc<State>) -> Router {
             get(get_faults).post(set_faults).delete(clear_faults),
         )
         .route("/mock/ledger", get(ledger))
+        .route("/mock/outage", post(start_outage))
         .route("/mock/ledger/reset", post(reset_ledger))
         .route("/healthz", get(healthz))
+        // Errors of the control surface keep its JSON shape (docs/openapi.yaml).
+        .fallback(|| async {
+            control_error_of(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such endpoint".into(),
+            )
+        })
+        .method_not_allowed_fallback(|| async {
+            control_error_of(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not serve that method".into(),
+            )
+        })
         .with_state(state)
 }
 
@@ -135,7 +153,9 @@ pub async fn serve(
     config: MockConfig,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    let (outages, requested) = tokio::sync::mpsc::unbounded_channel();
     let state = Arc::new(State {
+        outages,
         ledger: Ledger::new(config.profile.price),
         faults: Faults::default(),
         open: AtomicUsize::new(0),
@@ -148,9 +168,7 @@ pub async fn serve(
     if let Some(spec) = state.config.profile.faults {
         state.faults.set(spec);
     }
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    super::outage::serve(listener, app(state), requested, shutdown).await
 }
 
 async fn messages(
@@ -273,9 +291,13 @@ fn llm(state: Arc<State>, api: Api, headers: &HeaderMap, body: &[u8]) -> Respons
 }
 
 fn control_error(status: StatusCode, message: String) -> Response {
+    control_error_of(status, "invalid_request", message)
+}
+
+fn control_error_of(status: StatusCode, kind: &str, message: String) -> Response {
     (
         status,
-        axum::Json(json!({"error": {"type": "invalid_request", "message": message}})),
+        axum::Json(json!({"error": {"type": kind, "message": message}})),
     )
         .into_response()
 }
@@ -291,6 +313,37 @@ fn faults_body(state: &State) -> Value {
 
 async fn get_faults(Extract(state): Extract<Arc<State>>) -> Response {
     axum::Json(faults_body(&state)).into_response()
+}
+
+/// `POST /mock/outage {"duration_ms": N}` → `202`, then connections are refused for N ms.
+async fn start_outage(Extract(state): Extract<Arc<State>>, body: Bytes) -> Response {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Outage {
+        duration_ms: u64,
+    }
+    let window = match serde_json::from_slice::<Outage>(&body) {
+        Ok(o) => std::time::Duration::from_millis(o.duration_ms),
+        Err(e) => {
+            return control_error(StatusCode::BAD_REQUEST, format!("invalid outage: {e}"));
+        }
+    };
+    let max = super::outage::MAX_OUTAGE;
+    if window.is_zero() || window > max {
+        return control_error(
+            StatusCode::BAD_REQUEST,
+            format!("duration_ms must be within 1..={}", max.as_millis()),
+        );
+    }
+    if state.outages.send(window).is_err() {
+        return control_error(StatusCode::SERVICE_UNAVAILABLE, "shutting down".into());
+    }
+    tracing::warn!(window_ms = window.as_millis() as u64, "outage requested");
+    (
+        StatusCode::ACCEPTED,
+        axum::Json(json!({"outage_ms": window.as_millis() as u64})),
+    )
+        .into_response()
 }
 
 async fn set_faults(Extract(state): Extract<Arc<State>>, body: Bytes) -> Response {

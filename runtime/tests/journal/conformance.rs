@@ -50,6 +50,23 @@ impl Backend for Redis {
     }
 }
 
+/// The same server over TLS with an auth token (`rediss://:TOKEN@…`), trusting its CA.
+pub struct RedisTls(pub RedisServer);
+
+impl Backend for RedisTls {
+    async fn open(&self) -> Arc<dyn Journal> {
+        let options = RedisOptions {
+            ca_pem: Some(self.0.ca_pem()),
+            ..RedisOptions::new("conformance")
+        };
+        Arc::new(
+            RedisJournal::open(&self.0.tls_url(), options)
+                .await
+                .unwrap(),
+        )
+    }
+}
+
 pub fn memory() -> Memory {
     Memory(Arc::new(MemoryJournal::new()))
 }
@@ -60,6 +77,10 @@ pub fn sqlite() -> Sqlite {
 
 pub fn redis() -> Redis {
     Redis(RedisServer::start())
+}
+
+pub fn redis_tls() -> RedisTls {
+    RedisTls(RedisServer::start_tls())
 }
 
 /// An arbitrary "now" in Unix epoch ms; leases in these checks are relative to it.
@@ -396,3 +417,4 @@ macro_rules! conformance {
 conformance!(memory);
 conformance!(sqlite);
 conformance!(redis);
+conformance!(redis_tls);

@@ -173,10 +173,14 @@ pub async fn start(
 
 /// One client for proxying and health checks: no proxy from the environment (the fleet is
 /// on loopback), no redirects followed (they are the client's business), no overall timeout
-/// (streams are long; the relay's idle timeout bounds silence instead).
+/// (streams are long; the relay's idle timeout bounds silence instead). Idle pooled
+/// connections are dropped before a replica's header read timeout (30 s by default) would
+/// close them, so the router never sends a request on a connection being closed (an ALB
+/// keeps the same rule: its idle timeout stays below the target's keep-alive).
 fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
+        .pool_idle_timeout(Duration::from_secs(20))
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(5))
         .build()

@@ -29,20 +29,26 @@
 //! connection and never wait for the writer.
 //!
 //! # Durability
-//! An append resolves once Redis has applied it and replied. Redis applies in memory; what
-//! survives a crash *of the Redis server* is the operator's choice: with `appendonly yes`
-//! Redis writes the AOF before replying, so an acknowledged event survives a Redis process
-//! crash, and `appendfsync everysec` (the usual setting) may lose up to about a second on a
-//! power cut or kernel crash (`always` loses nothing, at a cost). Without AOF, a Redis crash
-//! loses everything since the last snapshot. Replication is asynchronous: a failover to a
-//! replica may lose acknowledged events. The harness's faults kill runtime replicas, never
-//! Redis, and test servers run with `--appendonly no`.
+//! An append resolves once Redis has applied it and replied, and only then does the emitter
+//! wake local streams; a stream on another replica reads with `XRANGE`, whose reply Redis
+//! sends after the same AOF write (replies leave at the end of an event-loop iteration,
+//! after the AOF buffer is written, and fsynced first with `appendfsync always`). So a
+//! client never sees an event Redis has not made as durable as its configuration promises.
+//! What that is, is the operator's choice: with `appendonly yes` Redis writes the AOF before
+//! replying, so an acknowledged event survives a crash *of the Redis process*
+//! (`appendfsync everysec`, the usual setting, may lose about a second on a power cut or
+//! kernel crash; `always` loses nothing, at a cost measured in `docs/benchmarks.md`).
+//! Without AOF, a crash loses everything since the last RDB snapshot, events clients saw
+//! included; the harness's `journal_kill` fault shows that (`scenarios/journal-kill-unsafe.toml`).
+//! Replication is asynchronous: a failover to a replica may lose acknowledged events.
 //!
 //! # Failures
 //! A down or unreachable Redis is [`JournalError::Redis`], never a panic or a hang: every
 //! operation is bounded by [`RedisOptions::op_timeout`], and the `ConnectionManager`
-//! reconnects on the next operation after a connection is lost. If Redis restarted empty,
-//! the scripts are loaded again (on `NOSCRIPT`).
+//! reconnects on the next operation after a connection is lost (one reconnect attempt per
+//! operation, so a refused connection fails in a fraction of a second and the replica can
+//! report it: see `lease::heartbeat` and `/readyz`). If Redis restarted empty, the scripts
+//! are loaded again (on `NOSCRIPT`).
 //!
 //! # Layout
 //! - this file: options, connecting, the [`Journal`] impl (which keys, which script).
@@ -86,6 +92,9 @@ pub struct RedisOptions {
     /// The longest any one operation may take (queueing, reconnecting and the reply
     /// included) before it fails with a timeout.
     pub op_timeout: Duration,
+    /// For a `rediss://` URL: PEM of the CA certificates the server's certificate must chain
+    /// to, replacing the system's trust store (`None` = the system's, e.g. for ElastiCache).
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 impl RedisOptions {
@@ -93,6 +102,7 @@ impl RedisOptions {
         RedisOptions {
             prefix: prefix.into(),
             op_timeout: DEFAULT_OP_TIMEOUT,
+            ca_pem: None,
         }
     }
 }
@@ -114,15 +124,27 @@ impl std::fmt::Debug for RedisJournal {
 }
 
 impl RedisJournal {
-    /// Connect to `url` (`redis://host:port[/db]`), load the scripts, start the writer.
-    /// Fails with [`JournalError::Redis`] if Redis cannot be reached within the timeout.
+    /// Connect to `url` (`redis://host:port[/db]`, or `rediss://` for TLS: rustls, the
+    /// server's name checked against its certificate), load the scripts, start the writer.
+    /// Fails with [`JournalError::Redis`] if Redis cannot be reached within the timeout or
+    /// its certificate is not trusted.
     pub async fn open(url: &str, options: RedisOptions) -> JournalResult<RedisJournal> {
-        let client = redis::Client::open(url).map_err(redis_error("parsing the URL"))?;
+        let client = match options.ca_pem {
+            Some(pem) => redis::Client::build_with_tls(
+                url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem),
+                },
+            ),
+            None => redis::Client::open(url),
+        }
+        .map_err(redis_error("parsing the URL"))?;
         let op_timeout = options.op_timeout;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(op_timeout.min(Duration::from_secs(2))))
             .set_response_timeout(Some(op_timeout))
-            .set_number_of_retries(3)
+            .set_number_of_retries(1)
             .set_max_delay(Duration::from_secs(1));
         let mut conn = bounded(
             op_timeout,
