@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use super::support::{dropzero_bin, one_fleet_at_a_time, repo_root};
+use super::support::{dropzero_bin, repo_root, whole_machine};
 
 /// Why the knee is 4: the mock stretches every TTFT and token gap by
 /// `1 + load_factor × (open − max_concurrent) / max_concurrent` once more than
@@ -50,7 +50,7 @@ ttft_p99 = "7500ms"
 
 #[test]
 fn capacity_sweep_finds_the_knee_the_mock_queue_predicts() {
-    let _fleet = one_fleet_at_a_time();
+    let _fleet = whole_machine();
     let dir = tempfile::tempdir().expect("tempdir");
     let scenario = dir.path().join("cap-test.toml");
     std::fs::write(&scenario, SCENARIO).expect("write scenario");

@@ -139,7 +139,7 @@ fn autoscale_ramp_passes() {
 /// lowest level holds the SLO, so a knee and a target value are found. Two levels of one
 /// minute each (12 s wall at the file's 0.2) instead of the doubling sweep.
 fn capacity_shipped(name: &str) -> Value {
-    let _fleet = one_fleet_at_a_time();
+    let _fleet = super::support::whole_machine();
     let dir = tempfile::tempdir().expect("tempdir");
     let scenario = repo_root().join("scenarios").join(format!("{name}.toml"));
     let out = dir.path().join("out");

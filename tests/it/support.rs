@@ -93,11 +93,53 @@ ttft = {{ median = "20ms", p99 = "80ms" }}
     path
 }
 
-/// Held by every test that runs a whole scenario: on a 2-core machine two fleets at once
-/// would measure each other's CPU contention, not the target.
-pub fn one_fleet_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+/// How many whole fleets run at once (`DROPZERO_E2E_FLEETS`, default 2). A fleet at the
+/// tests' scale (20 users, debug build) keeps about half a core busy, so two share a 2-core
+/// machine without starving each other, and the end-to-end suite takes half the wall time.
+/// Tests whose result is a measurement of this machine take [`whole_machine`] instead.
+fn fleet_slots() -> usize {
+    std::env::var("DROPZERO_E2E_FLEETS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n >= 1)
+        .unwrap_or(2)
+}
+
+/// Slots in use, and the condition a waiting test sleeps on.
+static SLOTS: (std::sync::Mutex<usize>, std::sync::Condvar) =
+    (std::sync::Mutex::new(0), std::sync::Condvar::new());
+
+/// Held while a test runs fleets: `n` slots of [`fleet_slots`].
+pub struct FleetSlots(usize);
+
+impl Drop for FleetSlots {
+    fn drop(&mut self) {
+        let (used, freed) = &SLOTS;
+        *used.lock().unwrap_or_else(|e| e.into_inner()) -= self.0;
+        freed.notify_all();
+    }
+}
+
+fn take_slots(n: usize) -> FleetSlots {
+    let n = n.min(fleet_slots());
+    let (used, freed) = &SLOTS;
+    let mut used = used.lock().unwrap_or_else(|e| e.into_inner());
+    while *used + n > fleet_slots() {
+        used = freed.wait(used).unwrap_or_else(|e| e.into_inner());
+    }
+    *used += n;
+    FleetSlots(n)
+}
+
+/// Held by every test that runs a whole scenario: at most [`fleet_slots`] fleets at once.
+pub fn one_fleet_at_a_time() -> FleetSlots {
+    take_slots(1)
+}
+
+/// Held by a test that measures the machine itself (a capacity sweep's latency against
+/// concurrency): no other fleet runs beside it.
+pub fn whole_machine() -> FleetSlots {
+    take_slots(usize::MAX)
 }
 
 /// `dropzero run <scenario> --out <out> <extra…>` from the repository root; returns the exit
