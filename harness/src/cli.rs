@@ -1,7 +1,8 @@
 //! The command line: one enum of subcommands and one dispatch. Exit codes are chosen here
 //! and only here: 0 every gate passed, 1 a gate failed, 2 the harness itself failed
 //! (for `capacity`: 0 a knee was found, 1 even the lowest level broke the SLO; for `compare`:
-//! 1 a regression with `--fail-on-regression`, 2 runs that are not comparable).
+//! 1 a regression with `--fail-on-regression`, 2 runs that are not comparable; for
+//! `calibrate`: 0 some step stayed within budget, 1 none did).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,6 +44,14 @@ pub enum Command {
     /// (`gates.ttft_p99`, `gates.itl_p99`) and the autoscaling target value that follows.
     /// Exit 0 when a knee was found, 1 when even the lowest level breaks the SLO, 2 on errors.
     Capacity(CapacityArgs),
+    /// Measure what this box can drive: step the number of verified SSE streams up against
+    /// a built-in zero-cost target (on another CPU where there is one) until the ITL error
+    /// or the harness's CPU crosses its budget. Writes calibrate.json and calibrate.md.
+    /// Exit 0 when some step stayed within budget, 1 when none did, 2 on errors.
+    Calibrate(CalibrateArgs),
+    /// The zero-cost protocol-v1 target `calibrate` starts (not for use by hand).
+    #[command(hide = true)]
+    CalibrateTarget(crate::calibrate::target::TargetArgs),
     /// Parse and check a scenario file without running it.
     Validate(ScenarioArgs),
     /// Re-render report.md, junit.xml and index.html from a report.json (exit code from its
@@ -142,6 +151,41 @@ pub struct CapacityArgs {
 }
 
 #[derive(Debug, clap::Args)]
+pub struct CalibrateArgs {
+    /// Stream counts to try, in order (e.g. `1000,2000,5000,10000`); replaces
+    /// `--start`/`--max`.
+    #[arg(long, value_delimiter = ',')]
+    pub streams: Option<Vec<u64>>,
+    /// First stream count of the default doubling sweep.
+    #[arg(long, default_value_t = 1000)]
+    pub start: u64,
+    /// Last stream count of the default doubling sweep.
+    #[arg(long, default_value_t = 16000)]
+    pub max: u64,
+    /// Token events per second of every stream.
+    #[arg(long, default_value_t = 10.0)]
+    pub tokens_per_second: f64,
+    /// Tokens per session (users start a new session when one ends).
+    #[arg(long, default_value_t = 300)]
+    pub session_tokens: u64,
+    /// Measurement window of each step (after its ramp).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub step_duration: std::time::Duration,
+    /// Ramp to each step's streams (default: 500 new streams per second, 1 s to 30 s).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub ramp: Option<std::time::Duration>,
+    /// Budget: p99 of |measured ITL − the target's true interval|, in milliseconds.
+    #[arg(long, default_value_t = 1.0)]
+    pub max_itl_error_ms: f64,
+    /// Budget: CPU of the harness process (user + sys, all threads), in cores.
+    #[arg(long, default_value_t = 0.9)]
+    pub max_cpu: f64,
+    /// Output directory (default `reports/out/calibrate/<run-id>/`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
 pub struct CompareArgs {
     /// The base run (e.g. main's): a run directory or its report.json.
     pub base: PathBuf,
@@ -199,8 +243,20 @@ pub enum Breaker {
 }
 
 pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
+    // These two pin threads to CPUs before any runtime thread exists.
+    match cli.command {
+        Command::Calibrate(args) => return calibrate(args, cli.verbose),
+        Command::CalibrateTarget(args) => {
+            crate::calibrate::target::main(args)?;
+            return Ok(ExitCode::from(EXIT_OK));
+        }
+        _ => {}
+    }
     let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     match cli.command {
+        Command::Calibrate(_) | Command::CalibrateTarget(_) => {
+            unreachable!("dispatched above")
+        }
         Command::Run(args) => {
             crate::logs::init_run_logs(cli.verbose);
             crate::fdlimit::raise();
@@ -327,6 +383,57 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::from(EXIT_OK))
+}
+
+/// `dropzero calibrate`: pin, start a runtime on the harness's CPU, sweep, print the verdict.
+fn calibrate(args: CalibrateArgs, verbose: u8) -> anyhow::Result<ExitCode> {
+    crate::logs::init_run_logs(verbose);
+    if !(args.max_itl_error_ms > 0.0 && args.max_itl_error_ms.is_finite()) {
+        anyhow::bail!("--max-itl-error-ms must be above 0");
+    }
+    let streams = match &args.streams {
+        Some(list) => list.clone(),
+        None if args.start == 0 || args.max < args.start => {
+            anyhow::bail!("--start must be above 0 and at most --max")
+        }
+        None => crate::calibrate::doubling(args.start, args.max),
+    };
+    let placement = crate::calibrate::place()?;
+    // `available_parallelism` follows the pin: one worker on the harness's one CPU.
+    let worker_threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(worker_threads)
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    let opts = crate::calibrate::CalibrateOptions {
+        streams,
+        tokens_per_second: args.tokens_per_second,
+        session_tokens: args.session_tokens,
+        step_duration: args.step_duration,
+        ramp: args.ramp,
+        max_itl_error: std::time::Duration::from_secs_f64(args.max_itl_error_ms / 1e3),
+        max_cpu: args.max_cpu,
+        out: args.out.clone(),
+        exe: std::env::current_exe().context("locating the dropzero executable")?,
+        placement,
+        worker_threads,
+    };
+    let outcome = rt.block_on(async {
+        let interrupt = shutdown_on_signal();
+        crate::calibrate::run(opts, interrupt).await
+    })?;
+    println!(
+        "\n{}",
+        crate::calibrate::report::verdict_line(&outcome.report)
+    );
+    println!("  report: {}", outcome.dir.join("calibrate.md").display());
+    print_log_line(&outcome.dir);
+    Ok(ExitCode::from(if outcome.report.verdict.is_some() {
+        EXIT_OK
+    } else {
+        EXIT_GATE_FAILED
+    }))
 }
 
 /// `dropzero ecs-emulator`: start, print the addresses, serve until a signal.

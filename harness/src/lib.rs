@@ -12,6 +12,9 @@
 //!   a running target and load inputs; [`build_report`] turns measurements into a report.
 //! - [`capacity`]: `dropzero capacity` — one replica under rising concurrency (each step
 //!   is [`run::drive`] on a rewritten plan), the knee and the autoscaling target value.
+//! - [`calibrate`]: `dropzero calibrate` — the session engine against a built-in zero-cost
+//!   target at rising stream counts: what this box can drive, CPU per event, memory per
+//!   stream, ITL error.
 //! - [`scenario`]: scenario files → a checked, time-scaled [`scenario::ScenarioPlan`].
 //! - [`fleet`]: the [`fleet::Target`] trait; the local fleet (child processes in
 //!   [`fleet::process`], the ALB-like [`fleet::router`]) and the `url` target.
@@ -29,6 +32,7 @@
 pub mod artefacts;
 pub mod autoscale;
 pub mod build_report;
+pub mod calibrate;
 pub mod capacity;
 pub mod cli;
 pub mod compare;

@@ -247,7 +247,11 @@ impl Parser {
                 self.data_seen = true;
             }
             "id" if !value.contains('\0') => {
-                self.last_event_id = Some(value.to_string());
+                // Reuse the buffer: every event of a numbered stream changes the id.
+                match &mut self.last_event_id {
+                    Some(id) => value.clone_into(id),
+                    None => self.last_event_id = Some(value.to_string()),
+                }
                 self.event_has_id = true;
             }
             "retry" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {

@@ -2,6 +2,7 @@
 //! area, each test bounded to seconds of wall time.
 
 mod autoscale; // the emulated ECS autoscaler: scale out on a step, scale in without cutting sessions
+mod calibrate; // `dropzero calibrate`: a tiny sweep writes its report, every session verified
 mod capacity; // `dropzero capacity`: the knee the mock LLM's slowdown model predicts
 mod chaos; // the chaos scenarios: naive loses sessions (exit 1), resilient loses none
 mod children; // no child process outlives a killed harness

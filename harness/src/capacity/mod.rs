@@ -17,7 +17,7 @@
 //! the report model and renderers (`dropzero_reports::capacity`).
 
 pub mod plan;
-mod rss;
+pub(crate) mod rss;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -31,7 +31,7 @@ pub async fn peak_mb(pid: i32, stop: CancellationToken) -> Option<u64> {
 }
 
 /// `VmRSS:     12345 kB` → 12345.
-fn field_kb(status: &str, key: &str) -> Option<u64> {
+pub(crate) fn field_kb(status: &str, key: &str) -> Option<u64> {
     status
         .lines()
         .find_map(|l| l.strip_prefix(key))

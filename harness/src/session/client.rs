@@ -265,21 +265,40 @@ impl<O: Observer> Session<'_, O> {
         let mut items = Vec::new();
         // ITL is measured between token events of this stream only.
         let mut last_token_at = None;
+        // One cancellation waiter and one set of timers per stream, not per chunk: a fresh
+        // `timeout` and `Guard::run` per chunk registered and cancelled two timers and a
+        // waiter for every event. Re-arming the idle timer to a later deadline is an atomic
+        // store in tokio's timer; the order of the race stays `Guard::run`'s (stop first,
+        // then data, then the idle timeout).
+        let cancel = self.guard.cancel;
+        let mut cancelled = pin!(cancel.cancelled());
+        let mut deadline = pin!(tokio::time::sleep_until(self.guard.deadline));
+        let mut idle = pin!(tokio::time::sleep(self.cfg.idle_timeout));
         loop {
-            let next = timeout(self.cfg.idle_timeout, body.next());
-            let chunk = match self.guard.run(next).await {
-                Err(stop) => return StreamEnd::Stop(stop),
-                Ok(Err(_)) => return interrupted(InterruptReason::IdleTimeout),
-                Ok(Ok(None)) => return interrupted(InterruptReason::Eof),
-                Ok(Ok(Some(Err(e)))) => return interrupted(InterruptReason::Reset(describe(&e))),
-                Ok(Ok(Some(Ok(chunk)))) => chunk,
+            let next = tokio::select! {
+                biased;
+                _ = &mut cancelled => return StreamEnd::Stop(Stop::Cancelled),
+                _ = &mut deadline => return StreamEnd::Stop(Stop::Deadline),
+                next = body.next() => next,
+                _ = &mut idle => return interrupted(InterruptReason::IdleTimeout),
+            };
+            let chunk = match next {
+                None => return interrupted(InterruptReason::Eof),
+                Some(Err(e)) => return interrupted(InterruptReason::Reset(describe(&e))),
+                Some(Ok(chunk)) => chunk,
             };
             let now = Instant::now();
+            idle.as_mut()
+                .reset(tokio::time::Instant::from_std(now) + self.cfg.idle_timeout);
             // Items parsed before a limit violation are still real events: handle them first.
             let fed = parser.feed(&chunk, &mut items);
             let dispatched = parser.dispatched_last_event_id();
             if self.last_event_id.as_deref() != dispatched {
-                self.last_event_id = dispatched.map(str::to_string);
+                // Reuse the buffer: the id changes with every event.
+                match (&mut self.last_event_id, dispatched) {
+                    (Some(mine), Some(id)) => id.clone_into(mine),
+                    (mine, id) => *mine = id.map(str::to_string),
+                }
             }
             for item in items.drain(..) {
                 match item {
