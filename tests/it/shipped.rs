@@ -6,9 +6,10 @@
 //!
 //! Scale chosen per file (CI budget: about 25 s of wall time per file on 2 cores): 20 and
 //! 25 minute files run at 0.02 (24–30 s), 40 minute ones at 0.02 (48 s), the 4 hour ramp at
-//! its own 0.01 (144 s; see `autoscale_ramp_passes` for why not faster); the 105-minute
-//! soak with 100 kills at 0.012 (≈ 85 s; see `soak_kills_passes` for what that compression costs); `capacity.toml`
-//! through `dropzero capacity` at two levels of one minute (its own 0.2).
+//! its own 0.01 (144 s; see `autoscale_ramp_passes` for why not faster), the 105-minute
+//! soak with 100 kills at 0.012 (≈ 85 s; `soak_kills_passes` says what that compression
+//! costs); `capacity.toml` through `dropzero capacity` at two levels of one minute (its own
+//! 0.2).
 
 use serde_json::Value;
 
