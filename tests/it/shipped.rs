@@ -138,11 +138,9 @@ fn autoscale_ramp_passes() {
 }
 
 /// `soak_kills_passes`'s overrides (why: in the test).
-const SOAK_CI: [&str; 6] = [
+const SOAK_CI: [&str; 4] = [
     "--set",
     "load.stages.0.users=20",
-    "--set",
-    "gates.ttft_p99=\"60s\"",
     "--set",
     "gates.wasted_token_ratio=0.3",
 ];
@@ -156,11 +154,10 @@ fn soak_kills_passes() {
     // harsher than the file as shipped (2.7 s between kills). Half the users (20) keep a
     // debug build on 2 cores out of the load generator's way.
     //
-    // Two gates are widened for this compression only, because they measure it rather than
-    // the runtime: a session is cut about six times over its 12 s of wall time, so its first
-    // token waits for several takeovers (TTFT p99 27 s seen; the file's 10 s holds at its
-    // own scale) and each cut regenerates what was not journaled (14% wasted seen; the
-    // file's 10% holds at its own scale). Everything the soak is about keeps the file's
+    // One gate is widened for this compression only, because it measures it rather than
+    // the runtime: a session is cut about six times over its 12 s of wall time, and each cut
+    // regenerates what was not journaled (14% wasted seen; the file's 5% holds at its own
+    // scale, 1.1% measured). Everything the soak is about keeps the file's
     // limits: 0 dropped, 0 lost / duplicated / mismatched, resume p99 5 s, peak RSS 256 MiB.
     let run = run_as_shipped("soak-kills", "0.012", &SOAK_CI);
     let report = &run.report;
