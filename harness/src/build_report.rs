@@ -84,6 +84,10 @@ pub fn build(i: Inputs<'_>) -> r::Report {
         ),
         _ => (None, 0, None),
     };
+    let prices = (
+        plan.llm.price.input_per_mtok,
+        plan.llm.price.output_per_mtok,
+    );
     let mut report = r::Report {
         schema_version: r::SchemaVersion,
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -129,11 +133,11 @@ pub fn build(i: Inputs<'_>) -> r::Report {
             session_s: summary(&h.session, 1e-6),
             create_ms: summary(&h.create, 1e-3),
         },
-        faults: m.faults.records((
-            plan.llm.price.input_per_mtok,
-            plan.llm.price.output_per_mtok,
-        )),
+        faults: m.faults.records(prices),
+        fault_series: m.faults.series(prices),
         replicas: replica_records(i.target, m.start),
+        replica_peak_rss_mb: None,
+        survivor_peak_rss_mb: None,
         autoscaling: match (i.target, &plan.autoscaling) {
             (AnyTarget::Ecs(t, _), Some(a)) => {
                 let activities: Vec<_> = t.observed().activities.into_values().collect();
@@ -172,6 +176,7 @@ pub fn build(i: Inputs<'_>) -> r::Report {
         timeline: m.timeline.points.clone(),
         errors,
     };
+    (report.replica_peak_rss_mb, report.survivor_peak_rss_mb) = peak_rss(&report.replicas);
     let mut specs: Vec<r::GateSpec> = r::default_gates().to_vec();
     specs.extend(plan.gates.iter().filter_map(gate_spec));
     report.gates = r::evaluate(&specs, &report);
@@ -213,6 +218,7 @@ fn gate_spec(g: &scenario::Gate) -> Option<r::GateSpec> {
         G::ScaleOutReaction(d) => r::GateSpec::ScaleOutReaction { max: *d },
         G::SloRecovery(d) => r::GateSpec::SloRecovery { max: *d },
         G::FailedDeployments(n) => r::GateSpec::FailedDeployments { max: *n },
+        G::ReplicaPeakRssMb(mb) => r::GateSpec::ReplicaPeakRssMb { max_mb: *mb },
     })
 }
 
@@ -413,6 +419,18 @@ fn autoscaling_report(
     report
 }
 
+/// The largest peak RSS over every replica, and over those still running at the end (no
+/// `stopped_s`: the harness stopped them only after the run).
+fn peak_rss(replicas: &[r::ReplicaRecord]) -> (Option<u64>, Option<u64>) {
+    let all = replicas.iter().filter_map(|x| x.peak_rss_mb).max();
+    let survivors = replicas
+        .iter()
+        .filter(|x| x.stopped_s.is_none())
+        .filter_map(|x| x.peak_rss_mb)
+        .max();
+    (all, survivors)
+}
+
 /// Every replica a local target ran, with its version and how it ended.
 fn replica_records(target: &AnyTarget, start: tokio::time::Instant) -> Vec<r::ReplicaRecord> {
     let AnyTarget::Local(fleet) = target else {
@@ -437,6 +455,7 @@ fn replica_records(target: &AnyTarget, start: tokio::time::Instant) -> Vec<r::Re
                         .exit_status()
                         .map(|s| crate::fleet::process::describe_exit(Some(s))),
                 ),
+                peak_rss_mb: x.peak_rss_mb(),
             }
         })
         .collect()

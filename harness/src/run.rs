@@ -278,6 +278,9 @@ pub async fn drive(
                 }
                 let replicas = target.replicas();
                 timeline.sample(&collector.counters, &replicas);
+                if let target_setup::AnyTarget::Local(fleet) = target.as_ref() {
+                    fleet.sample_rss();
+                }
                 let now = start.elapsed();
                 let second = collector.close_window(&mut hlog, interval_start, now - interval_start);
                 interval_start = now;
@@ -313,6 +316,10 @@ pub async fn drive(
         }
     };
     progress.finish(&collector.counters);
+    // The replicas' last memory readings, before the target is shut down.
+    if let target_setup::AnyTarget::Local(fleet) = target.as_ref() {
+        fleet.sample_rss();
+    }
     // The samples of the end grace's last partial second.
     let now = start.elapsed();
     collector.close_window(

@@ -56,6 +56,9 @@ pub enum GateSpec {
     /// ECS deployments whose rollout ended FAILED (the circuit breaker tripped), at most
     /// `max`; passes with no ECS section (a local fleet's deploy cannot fail that way).
     FailedDeployments { max: u64 },
+    /// The largest peak RSS of any replica of the run (`Report::replica_peak_rss_mb`) at most
+    /// `max_mb` MiB; fails when no replica's memory could be read.
+    ReplicaPeakRssMb { max_mb: u64 },
 }
 
 /// A number from 0.0 to 1.0, checked once when the scenario is validated so that a NaN or a
@@ -95,6 +98,7 @@ impl GateSpec {
             GateSpec::ScaleOutReaction { .. } => "scale_out_reaction",
             GateSpec::SloRecovery { .. } => "slo_recovery",
             GateSpec::FailedDeployments { .. } => "failed_deployments",
+            GateSpec::ReplicaPeakRssMb { .. } => "replica_peak_rss_mb",
         }
     }
 
@@ -116,6 +120,7 @@ impl GateSpec {
             GateSpec::ScaleOutReaction { .. } => 11,
             GateSpec::SloRecovery { .. } => 12,
             GateSpec::FailedDeployments { .. } => 13,
+            GateSpec::ReplicaPeakRssMb { .. } => 14,
         }
     }
 }
@@ -223,6 +228,7 @@ fn evaluate_one(spec: &GateSpec, report: &Report) -> GateResult {
                 message: "not an ECS run: no ECS deployment to fail".into(),
             },
         },
+        GateSpec::ReplicaPeakRssMb { max_mb } => peak_rss(name, report, *max_mb),
         GateSpec::SloRecovery { max } => slowest_reaction(
             name,
             report,
@@ -279,6 +285,41 @@ fn slowest_reaction(
         observed,
         passed,
         unit: "ms".into(),
+        message,
+    }
+}
+
+/// Bounded memory: the largest replica peak RSS of the run against `max_mb`. An unread
+/// value fails (no vacuous pass): the gate asks for evidence the run could not give.
+fn peak_rss(name: &str, report: &Report, max_mb: u64) -> GateResult {
+    let (observed, passed, message) = match report.replica_peak_rss_mb {
+        Some(mb) => {
+            let replicas = report
+                .replicas
+                .iter()
+                .filter(|r| r.peak_rss_mb.is_some())
+                .count();
+            let verdict = if mb <= max_mb { "within" } else { "over" };
+            (
+                Some(mb as f64),
+                mb <= max_mb,
+                format!(
+                    "largest replica peak RSS {mb} MiB over {replicas} replicas, {verdict} the {max_mb} MiB limit"
+                ),
+            )
+        }
+        None => (
+            None,
+            false,
+            "no replica's memory was read (it needs a local target on Linux)".to_string(),
+        ),
+    };
+    GateResult {
+        name: name.into(),
+        threshold: max_mb as f64,
+        observed,
+        passed,
+        unit: "MiB".into(),
         message,
     }
 }

@@ -343,3 +343,21 @@ fn failed_deployments_counts_ecs_rollouts_that_ended_failed() {
     let local = check(gate, |_| {}, true);
     assert_eq!(local.observed, None);
 }
+
+#[test]
+fn replica_peak_rss_gate_fails_over_the_limit_and_when_nothing_was_read() {
+    let spec = GateSpec::ReplicaPeakRssMb { max_mb: 256 };
+    let at = |mb: u64| move |r: &mut Report| r.replica_peak_rss_mb = Some(mb);
+    let within = check(spec.clone(), at(256), true);
+    assert_eq!(
+        (within.observed, within.unit.as_str()),
+        (Some(256.0), "MiB")
+    );
+    check(spec.clone(), at(257), false);
+    let unread = check(spec, |r| r.replica_peak_rss_mb = None, false);
+    assert_eq!(unread.observed, None);
+    assert!(
+        unread.message.contains("no replica's memory was read"),
+        "{unread:?}"
+    );
+}

@@ -79,9 +79,21 @@ pub struct Report {
     pub tokens: TokenTotals,
     pub latency: Latencies,
     pub faults: Vec<FaultRecord>,
+    /// Each `[[faults]]` entry that repeats (`every`, `times`), summed over its repetitions;
+    /// its faults are also in `faults`, one record each.
+    #[serde(default)]
+    pub fault_series: Vec<FaultSeries>,
     /// Every replica the target ran, with its version (local targets).
     #[serde(default)]
     pub replicas: Vec<ReplicaRecord>,
+    /// The largest `peak_rss_mb` of any replica of the run, stopped ones included (local
+    /// targets on Linux; `None` when no replica's memory could be read). The
+    /// `replica_peak_rss_mb` gate reads this.
+    #[serde(default)]
+    pub replica_peak_rss_mb: Option<u64>,
+    /// The same over the replicas still running at the end of the run.
+    #[serde(default)]
+    pub survivor_peak_rss_mb: Option<u64>,
     /// The emulated target-tracking autoscaler, when the scenario enables it.
     #[serde(default)]
     pub autoscaling: Option<AutoscalingReport>,
@@ -158,7 +170,7 @@ pub struct GateResult {
     #[serde(serialize_with = "finite::opt_f64")]
     pub observed: Option<f64>,
     pub passed: bool,
-    /// `count`, `ms` or `ratio`.
+    /// `count`, `ms`, `ratio` or `MiB`.
     pub unit: String,
     /// One sentence a reader of a CI log understands, e.g. "3 sessions dropped, at most 0
     /// allowed".
@@ -349,6 +361,58 @@ pub struct FaultRecord {
     /// saw before the new owner's takeover `session` event.
     #[serde(default)]
     pub takeover_ms: Option<LatencySummary>,
+    /// Set when this fault is one repetition of a `[[faults]]` entry with `every` and `times`.
+    #[serde(default)]
+    pub repeat: Option<FaultRepeat>,
+}
+
+/// Which repetition of a repeated `[[faults]]` entry a fault is.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FaultRepeat {
+    /// Index of the entry in the scenario's `[[faults]]` array.
+    pub entry: u32,
+    /// 0-based, in time order.
+    pub index: u32,
+    pub times: u32,
+    /// Interval between repetitions (wall clock).
+    #[serde(serialize_with = "finite::f64")]
+    pub every_s: f64,
+}
+
+/// A repeated `[[faults]]` entry summed over its repetitions: a soak's hundred kills as one
+/// line. Counts are sums over the repetitions' [`FaultRecord`]s; the latency summaries are
+/// of the merged histograms, not averages of per-fault percentiles.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FaultSeries {
+    pub entry: u32,
+    pub action: String,
+    /// Repetitions planned.
+    pub times: u32,
+    #[serde(serialize_with = "finite::f64")]
+    pub every_s: f64,
+    /// Repetitions that started before the run ended.
+    pub ran: u32,
+    /// Of those, repetitions that did not complete (their notes say why).
+    pub incomplete: u32,
+    #[serde(serialize_with = "finite::f64")]
+    pub first_at_s: f64,
+    #[serde(serialize_with = "finite::f64")]
+    pub last_at_s: f64,
+    pub interrupted: u64,
+    pub dropped: u64,
+    pub wasted_tokens: u64,
+    pub wasted_input_tokens: u64,
+    #[serde(serialize_with = "finite::f64")]
+    pub wasted_cost_usd: f64,
+    /// Replicas the repetitions stopped and started (replacements).
+    pub stopped_replicas: u64,
+    pub started_replicas: u64,
+    /// Sums over the stops: sessions in flight at the signal (where the replica answered),
+    /// and of those, severed.
+    pub in_flight_at_signal: u64,
+    pub severed: u64,
+    pub resume_ms: Option<LatencySummary>,
+    pub takeover_ms: Option<LatencySummary>,
 }
 
 /// How one replica was stopped by a fault, and what happened to its sessions.
@@ -391,6 +455,11 @@ pub struct ReplicaRecord {
     pub stopped_s: Option<f64>,
     /// How it exited, if it did before the end of the run.
     pub exit: Option<String>,
+    /// Peak resident memory in MiB: the largest of the kernel's high-water mark (`VmHWM`)
+    /// and `VmRSS`, read from `/proc/<pid>/status` once a second and just before a fault
+    /// stops it. `None` when never readable (not Linux, or it died before the first read).
+    #[serde(default)]
+    pub peak_rss_mb: Option<u64>,
 }
 
 /// One second of the run.

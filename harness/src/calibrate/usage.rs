@@ -80,7 +80,7 @@ fn parse_stat(text: &str, ticks_per_s: u64) -> Option<Cpu> {
 /// Resident memory of `pid` (`self` for this process) in KiB, from `VmRSS`.
 pub fn rss_kb(pid: &str) -> Option<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    crate::capacity::rss::field_kb(&text, "VmRSS:")
+    crate::fleet::memory::field_kb(&text, "VmRSS:")
 }
 
 /// The CPUs this process may run on, in order.

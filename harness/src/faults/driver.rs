@@ -27,6 +27,7 @@ use crate::scenario::{
     KillFault, KillSignal, KillWho, NetworkFault, OutageFault, ScenarioPlan, TargetPlan,
 };
 use crate::target_setup::AnyTarget;
+use dropzero_reports as r;
 
 /// Most output kept from a `command` hook, per stream.
 const MAX_HOOK_OUTPUT: usize = 2048;
@@ -98,8 +99,18 @@ async fn execute(index: usize, fault: FaultPlan, ctx: &FaultCtx) {
     let log = &ctx.log;
     let action = fault.action.name();
     let id = log.begin(action, fault.at, params(&fault.action), Vec::new());
-    tracing::info!(fault = index, action, "fault starting");
-    let seed = ctx.seed ^ (index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    if let Some(repeat) = fault.repeat {
+        log.update(id, |e| {
+            e.repeat = Some(r::FaultRepeat {
+                entry: u32::try_from(repeat.entry).unwrap_or(u32::MAX),
+                index: repeat.index,
+                times: repeat.times,
+                every_s: repeat.every.as_secs_f64(),
+            })
+        });
+    }
+    tracing::info!(fault = index, action, repeat = ?fault.repeat.map(|r| r.index), "fault starting");
+    let seed = fault_seed(ctx.seed, index);
     let result: Result<(), String> = match (&fault.action, ctx.target.as_ref()) {
         (FaultAction::Deploy(d), AnyTarget::Local(fleet)) => {
             deploy::rolling(fleet, log, id, &d.version, ctx.deployment).await
@@ -138,9 +149,16 @@ async fn execute(index: usize, fault: FaultPlan, ctx: &FaultCtx) {
     if let Err(e) = result {
         tracing::warn!(fault = index, action, error = %e, "fault did not complete");
         log.note(id, format!("did not complete: {e}"));
+        log.update(id, |e| e.incomplete = true);
     }
     log.end(id);
     tracing::info!(fault = index, action, "fault ended");
+}
+
+/// The seed of the fault at `index` in the timeline (sorted by time): its own, so each
+/// repetition of a repeated kill picks its own victim, and the same for every run of a seed.
+fn fault_seed(run_seed: u64, index: usize) -> u64 {
+    run_seed ^ (index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 fn ecs_ctx<'a>(
@@ -448,5 +466,40 @@ async fn command(
         Ok(())
     } else {
         Err(format!("hook {status}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A kill of `count = 1` takes the first replica of the live list shuffled by its seed:
+    /// over a hundred repetitions of one entry (consecutive timeline indices) every replica
+    /// of three is picked, and no victim repeats a long streak.
+    #[test]
+    fn each_repetition_picks_its_own_victim() {
+        let victims: Vec<usize> = (0..100)
+            .map(|index| {
+                let mut live = [0usize, 1, 2];
+                live.shuffle(&mut rand::rngs::StdRng::seed_from_u64(fault_seed(7, index)));
+                live[0]
+            })
+            .collect();
+        for replica in 0..3 {
+            let n = victims.iter().filter(|&&v| v == replica).count();
+            assert!(
+                (15..=55).contains(&n),
+                "replica {replica} picked {n} times: {victims:?}"
+            );
+        }
+        let longest = victims
+            .chunk_by(|a, b| a == b)
+            .map(<[usize]>::len)
+            .max()
+            .unwrap_or(0);
+        assert!(longest <= 8, "a streak of {longest}: {victims:?}");
+        // Deterministic per seed.
+        assert_eq!(fault_seed(7, 3), fault_seed(7, 3));
+        assert_ne!(fault_seed(7, 3), fault_seed(8, 3));
     }
 }

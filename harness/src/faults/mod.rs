@@ -41,6 +41,10 @@ pub struct FaultEntry {
     pub started_replicas: Vec<String>,
     pub stops: Vec<r::ReplicaStop>,
     pub notes: Vec<String>,
+    /// Which repetition of a repeated `[[faults]]` entry this is.
+    pub repeat: Option<r::FaultRepeat>,
+    /// The fault did not complete (a note says why).
+    pub incomplete: bool,
     interrupted: u64,
     dropped: u64,
     wasted_tokens: u64,
@@ -97,6 +101,8 @@ impl FaultLog {
             started_replicas: Vec::new(),
             stops: Vec::new(),
             notes: Vec::new(),
+            repeat: None,
+            incomplete: false,
             interrupted: 0,
             dropped: 0,
             wasted_tokens: 0,
@@ -230,6 +236,59 @@ impl FaultLog {
                 stops: e.stops.iter().map(|s| client_account(s, e)).collect(),
                 resume_ms: (!e.resume.is_empty()).then(|| latency_ms(&e.resume)),
                 takeover_ms: (!e.takeover.is_empty()).then(|| latency_ms(&e.takeover)),
+                repeat: e.repeat.clone(),
+            })
+            .collect()
+    }
+
+    /// One record per repeated `[[faults]]` entry, summed over the repetitions that ran,
+    /// with their resume and takeover histograms merged. Prices as for [`FaultLog::records`].
+    pub fn series(&self, (input_price, output_price): (f64, f64)) -> Vec<r::FaultSeries> {
+        let secs = |t: Instant| t.saturating_duration_since(self.run_start).as_secs_f64();
+        let entries = self.lock();
+        let mut by_entry: BTreeMap<u32, (r::FaultSeries, Histogram<u64>, Histogram<u64>)> =
+            BTreeMap::new();
+        for e in entries.iter() {
+            let Some(repeat) = &e.repeat else { continue };
+            let (s, resume, takeover) = by_entry.entry(repeat.entry).or_insert_with(|| {
+                let series = r::FaultSeries {
+                    entry: repeat.entry,
+                    action: e.action.to_string(),
+                    times: repeat.times,
+                    every_s: repeat.every_s,
+                    first_at_s: secs(e.started),
+                    ..r::FaultSeries::default()
+                };
+                (series, new_histogram(), new_histogram())
+            });
+            s.ran += 1;
+            s.incomplete += u32::from(e.incomplete);
+            s.first_at_s = s.first_at_s.min(secs(e.started));
+            s.last_at_s = s.last_at_s.max(secs(e.started));
+            s.interrupted += e.interrupted;
+            s.dropped += e.dropped;
+            s.wasted_tokens += e.wasted_tokens;
+            s.wasted_input_tokens += e.wasted_input_tokens;
+            s.stopped_replicas += e.stops.len() as u64;
+            s.started_replicas += e.started_replicas.len() as u64;
+            for stop in &e.stops {
+                s.in_flight_at_signal += stop.in_flight_at_signal.unwrap_or(0);
+                s.severed += stop.severed.unwrap_or(0);
+            }
+            // Same bounds on both sides, so adding cannot fail; a failure would only lose
+            // samples from the merged summary, never from the per-fault records.
+            let _ = resume.add(&e.resume);
+            let _ = takeover.add(&e.takeover);
+        }
+        by_entry
+            .into_values()
+            .map(|(mut s, resume, takeover)| {
+                s.wasted_cost_usd = (s.wasted_tokens as f64 * output_price
+                    + s.wasted_input_tokens as f64 * input_price)
+                    / 1e6;
+                s.resume_ms = (!resume.is_empty()).then(|| latency_ms(&resume));
+                s.takeover_ms = (!takeover.is_empty()).then(|| latency_ms(&takeover));
+                s
             })
             .collect()
     }

@@ -72,6 +72,8 @@ pub async fn signal_and_account(
 ) -> r::ReplicaStop {
     let router = fleet.router();
     let in_flight = active_sessions(&replica.url()).await;
+    // Its last memory reading: after the signal there may be no process left to read.
+    replica.sample_rss();
     let signalled = Instant::now();
     let (status, sigkill) = match how {
         How::Deploy => replica.child.stop(fleet.config().stop_timeout).await,

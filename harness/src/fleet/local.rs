@@ -7,7 +7,7 @@
 
 use std::ffi::OsString;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -70,6 +70,8 @@ pub struct Replica {
     /// A fault is stopping it: not eligible for another fault, not counted as live.
     stopping: AtomicBool,
     stopped_at: Mutex<Option<Instant>>,
+    /// Largest resident memory read so far, KiB (0: never read). See [`Replica::sample_rss`].
+    peak_rss_kb: AtomicU64,
 }
 
 impl Replica {
@@ -93,6 +95,24 @@ impl Replica {
 
     pub fn mark_stopped(&self) {
         lock(&self.stopped_at).get_or_insert_with(Instant::now);
+    }
+
+    /// Read its resident memory now (`fleet::memory`) and keep the peak. Called once a
+    /// second by the run loop and just before a fault signals it; a no-op once it exited.
+    pub fn sample_rss(&self) {
+        if self.child.exit_status().is_none()
+            && let Some(kb) = super::memory::peak_rss_kb(self.child.pid())
+        {
+            self.peak_rss_kb.fetch_max(kb, Ordering::Relaxed);
+        }
+    }
+
+    /// The peak of [`Replica::sample_rss`] in MiB (rounded up), if it was ever read.
+    pub fn peak_rss_mb(&self) -> Option<u64> {
+        match self.peak_rss_kb.load(Ordering::Relaxed) {
+            0 => None,
+            kb => Some(kb.div_ceil(1024)),
+        }
     }
 }
 
@@ -263,6 +283,7 @@ impl LocalFleet {
             started_at: Instant::now(),
             stopping: AtomicBool::new(false),
             stopped_at: Mutex::new(None),
+            peak_rss_kb: AtomicU64::new(0),
         });
         lock(&self.replicas).push(replica.clone());
         Ok(replica)
@@ -291,6 +312,13 @@ impl LocalFleet {
     /// Every replica ever started, in start order.
     pub fn all_replicas(&self) -> Vec<Arc<Replica>> {
         lock(&self.replicas).clone()
+    }
+
+    /// Read every running replica's resident memory (see [`Replica::sample_rss`]).
+    pub fn sample_rss(&self) {
+        for replica in self.all_replicas() {
+            replica.sample_rss();
+        }
     }
 
     /// Replicas running and not being stopped, in start order.

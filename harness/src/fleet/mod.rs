@@ -8,6 +8,7 @@
 pub mod ecs;
 pub mod journal_server;
 pub mod local;
+pub mod memory;
 pub mod process;
 pub mod router;
 pub mod url;

@@ -14,6 +14,22 @@ pub struct FaultPlan {
     /// Offset from the start of the run (< the run's duration).
     pub at: Duration,
     pub action: FaultAction,
+    /// Set when the entry repeats (`every`, `times`): which repetition this is.
+    pub repeat: Option<Repeat>,
+}
+
+/// One repetition of a `[[faults]]` entry written with `every` and `times`: the entry
+/// expands into `times` faults at `at`, `at + every`, … Each is a fault of its own (its own
+/// seed, log entry and report record); this says which series it belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Repeat {
+    /// Index of the entry in the file's `[[faults]]` array.
+    pub entry: usize,
+    /// 0-based repetition, in time order.
+    pub index: u32,
+    pub times: u32,
+    /// Wall-clock interval between repetitions.
+    pub every: Duration,
 }
 
 impl FaultPlan {

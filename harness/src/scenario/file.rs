@@ -327,10 +327,30 @@ pub enum RawFault {
     JournalOutage(RawJournalOutage),
 }
 
+impl RawFault {
+    /// `(every, times)` as written: the repetition of this entry, if any.
+    pub fn repeat(&self) -> (Option<Dur>, Option<u32>) {
+        match self {
+            RawFault::Deploy(f) => (f.every, f.times),
+            RawFault::Kill(f) => (f.every, f.times),
+            RawFault::Oom(f) => (f.every, f.times),
+            RawFault::LlmBrownout(f) => (f.every, f.times),
+            RawFault::LlmOutage(f) => (f.every, f.times),
+            RawFault::Network(f) => (f.every, f.times),
+            RawFault::Command(f) => (f.every, f.times),
+            RawFault::JournalKill(f) => (f.every, f.times),
+            RawFault::JournalOutage(f) => (f.every, f.times),
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawDeploy {
     pub at: Dur,
+    /// Repeat the fault `times` times, `every` apart (both or neither).
+    pub every: Option<Dur>,
+    pub times: Option<u32>,
     pub version: Option<String>,
     /// ECS: deploy this task definition (`family:revision` or ARN) instead of the current one.
     pub task_definition: Option<String>,
@@ -340,6 +360,9 @@ pub struct RawDeploy {
 #[serde(deny_unknown_fields)]
 pub struct RawKill {
     pub at: Dur,
+    /// Repeat the fault `times` times, `every` apart (both or neither).
+    pub every: Option<Dur>,
+    pub times: Option<u32>,
     pub count: Option<u32>,
     pub percent: Option<u32>,
     pub replica: Option<u32>,
@@ -353,6 +376,9 @@ pub struct RawKill {
 #[serde(deny_unknown_fields)]
 pub struct RawOom {
     pub at: Dur,
+    /// Repeat the fault `times` times, `every` apart (both or neither).
+    pub every: Option<Dur>,
+    pub times: Option<u32>,
     pub replica: Option<u32>,
 }
 
@@ -360,6 +386,9 @@ pub struct RawOom {
 #[serde(deny_unknown_fields)]
 pub struct RawBrownout {
     pub at: Dur,
+    /// Repeat the fault `times` times, `every` apart (both or neither).
+    pub every: Option<Dur>,
+    pub times: Option<u32>,
     pub duration: Dur,
     pub rate_limit: Option<f64>,
     pub overloaded: Option<f64>,
@@ -373,6 +402,9 @@ pub struct RawBrownout {
 #[serde(deny_unknown_fields)]
 pub struct RawOutage {
     pub at: Dur,
+    /// Repeat the fault `times` times, `every` apart (both or neither).
+    pub every: Option<Dur>,
+    pub times: Option<u32>,
     pub duration: Dur,
 }
 
@@ -380,6 +412,9 @@ pub struct RawOutage {
 #[serde(deny_unknown_fields)]
 pub struct RawNetwork {
     pub at: Dur,
+    /// Repeat the fault `times` times, `every` apart (both or neither).
+    pub every: Option<Dur>,
+    pub times: Option<u32>,
     pub duration: Dur,
     pub fraction: f64,
     pub latency: Option<Dur>,
@@ -392,6 +427,9 @@ pub struct RawNetwork {
 #[serde(deny_unknown_fields)]
 pub struct RawJournalKill {
     pub at: Dur,
+    /// Repeat the fault `times` times, `every` apart (both or neither).
+    pub every: Option<Dur>,
+    pub times: Option<u32>,
     pub down: Option<Dur>,
 }
 
@@ -400,6 +438,9 @@ pub struct RawJournalKill {
 #[serde(deny_unknown_fields)]
 pub struct RawJournalOutage {
     pub at: Dur,
+    /// Repeat the fault `times` times, `every` apart (both or neither).
+    pub every: Option<Dur>,
+    pub times: Option<u32>,
     pub duration: Dur,
 }
 
@@ -407,6 +448,9 @@ pub struct RawJournalOutage {
 #[serde(deny_unknown_fields)]
 pub struct RawCommand {
     pub at: Dur,
+    /// Repeat the fault `times` times, `every` apart (both or neither).
+    pub every: Option<Dur>,
+    pub times: Option<u32>,
     pub run: String,
     pub timeout: Option<Dur>,
 }
@@ -428,6 +472,8 @@ pub struct RawGates {
     pub scale_out_reaction: Option<Dur>,
     pub slo_recovery: Option<Dur>,
     pub failed_deployments: Option<u64>,
+    /// MiB; local targets only.
+    pub replica_peak_rss_mb: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

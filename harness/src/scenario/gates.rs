@@ -25,6 +25,8 @@ pub enum Gate {
     SloRecovery(Duration),
     /// ECS deployments that ended FAILED.
     FailedDeployments(u64),
+    /// The largest peak resident memory of any replica of the run, MiB (local targets).
+    ReplicaPeakRssMb(u64),
 }
 
 impl Gate {
@@ -43,6 +45,7 @@ impl Gate {
             Gate::ScaleOutReaction(_) => "scale_out_reaction",
             Gate::SloRecovery(_) => "slo_recovery",
             Gate::FailedDeployments(_) => "failed_deployments",
+            Gate::ReplicaPeakRssMb(_) => "replica_peak_rss_mb",
         }
     }
 }

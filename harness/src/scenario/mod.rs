@@ -11,6 +11,7 @@
 //! - `overrides.rs`: `--seed`, `--time-scale`, `--set key=value`, applied before typing.
 //! - `resolve.rs` (with `target.rs`, `mix.rs`, `timeline.rs`, `checks.rs`): checks,
 //!   defaults and time scaling into the plan.
+//! - `repeat.rs`: a `[[faults]]` entry with `every` and `times` → its repetitions.
 //! - `plan.rs`, `faults.rs`, `gates.rs`: the resolved plan — the only types callers use.
 //! - `defaults.rs`: every default, in one place.
 //! - `locate.rs`, `error.rs`: from spans and field paths to `file:line:column: field: …`.
@@ -27,10 +28,13 @@ mod locate;
 mod mix;
 mod overrides;
 mod plan;
+mod repeat;
 mod resolve;
 mod target;
 mod timeline;
 
+#[cfg(test)]
+mod repeat_tests;
 #[cfg(test)]
 mod tests;
 
@@ -43,7 +47,7 @@ pub use error::{Location, ScenarioError};
 pub use faults::{
     BrownoutFault, CommandFault, DeployFault, FaultAction, FaultPlan, JournalKillFault,
     JournalOutageFault, KillFault, KillSignal, KillWho, NetworkFault, OomFault, OutageFault,
-    Signal,
+    Repeat, Signal,
 };
 pub use gates::{AutoscalingPlan, Gate, ScalingMetric};
 pub use overrides::Overrides;

@@ -476,6 +476,6 @@ impl LlmFaults {
 pub use super::faults::{
     BrownoutFault, CommandFault, DeployFault, FaultAction, FaultPlan, JournalKillFault,
     JournalOutageFault, KillFault, KillSignal, KillWho, NetworkFault, OomFault, OutageFault,
-    Signal,
+    Repeat, Signal,
 };
 pub use super::gates::{AutoscalingPlan, Gate, ScalingMetric};

@@ -39,7 +39,7 @@ pub fn resolve(raw: RawScenario, file: &Path) -> Checked<ScenarioPlan> {
     let sessions = mix::sessions(raw.sessions, scale, &target)?;
     let llm = mix::llm(raw.llm, scale, sessions.tokens_per_second)?;
     let faults = timeline::faults(raw.faults, scale, real_duration, &target)?;
-    let gates = gates(raw.gates, scale)?;
+    let gates = gates(raw.gates, scale, &target)?;
     let autoscaling = raw
         .autoscaling
         .map(|a| autoscaling(a, scale, &target))
@@ -194,7 +194,7 @@ fn load(raw: RawLoad, scale: Scale, real_duration: Duration) -> Checked<LoadPlan
 
 // ---- [gates] and [autoscaling] -------------------------------------------------------------
 
-fn gates(raw: RawGates, scale: Scale) -> Checked<Vec<Gate>> {
+fn gates(raw: RawGates, scale: Scale, target: &TargetPlan) -> Checked<Vec<Gate>> {
     let time = |name: &str, v: Option<Dur>| -> Checked<Option<Duration>> {
         v.map(|t| positive(&format!("gates.{name}"), t.0).map(|()| scale.time(t.0)))
             .transpose()
@@ -209,6 +209,21 @@ fn gates(raw: RawGates, scale: Scale) -> Checked<Vec<Gate>> {
     let ratio =
         |name: &str, v: Option<f64>| v.map(|r| fraction(&format!("gates.{name}"), r)).transpose();
     let data_loss = |v: Option<u64>| Some(v.unwrap_or(d::DATA_LOSS_THRESHOLD));
+    // Memory is read from /proc/<pid> of the replicas the harness itself started.
+    if let Some(mb) = raw.replica_peak_rss_mb {
+        if !matches!(target, TargetPlan::Local(_)) {
+            return invalid(
+                "gates.replica_peak_rss_mb",
+                "needs target.kind = \"local\" (the harness reads the memory of the replicas it starts)",
+            );
+        }
+        if mb == 0 {
+            return invalid(
+                "gates.replica_peak_rss_mb",
+                "must be at least 1 (MiB), found 0",
+            );
+        }
+    }
     let gates = [
         raw.dropped_sessions.map(Gate::DroppedSessions),
         data_loss(raw.lost_events).map(Gate::LostEvents),
@@ -222,6 +237,7 @@ fn gates(raw: RawGates, scale: Scale) -> Checked<Vec<Gate>> {
         time("scale_out_reaction", raw.scale_out_reaction)?.map(Gate::ScaleOutReaction),
         time("slo_recovery", raw.slo_recovery)?.map(Gate::SloRecovery),
         raw.failed_deployments.map(Gate::FailedDeployments),
+        raw.replica_peak_rss_mb.map(Gate::ReplicaPeakRssMb),
     ];
     Ok(gates.into_iter().flatten().collect())
 }

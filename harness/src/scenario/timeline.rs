@@ -1,6 +1,7 @@
 //! Checks and resolves `[[faults]]` into the fault timeline: each fault inside the run,
 //! its parameters in range, and only on targets that can perform it (a `url` target is
-//! changed through `command` hooks; `oom` and `network` need the local fleet). Called from
+//! changed through `command` hooks; `oom` and `network` need the local fleet). An entry
+//! with `every` and `times` becomes one fault per repetition (`repeat.rs`). Called from
 //! `resolve.rs`.
 
 use std::time::Duration;
@@ -22,6 +23,7 @@ pub fn faults(
     let mut plan = Vec::with_capacity(raw.len());
     for (i, fault) in raw.into_iter().enumerate() {
         let path = format!("faults[{i}]");
+        let repeat = fault.repeat();
         let (at, real_window, action) = fault_action(&path, fault, scale, target)?;
         if at >= real_duration {
             return invalid(
@@ -44,10 +46,21 @@ pub fn faults(
                 ),
             );
         }
-        plan.push(FaultPlan {
-            at: scale.time(at),
-            action,
-        });
+        let starts = super::repeat::starts(&path, repeat, at, real_window, real_duration)?;
+        let times = u32::try_from(starts.len()).unwrap_or(u32::MAX);
+        let every = repeat.0.map_or(Duration::ZERO, |e| scale.time(e.0));
+        for (k, start) in (0u32..).zip(starts) {
+            plan.push(FaultPlan {
+                at: scale.time(start),
+                action: action.clone(),
+                repeat: repeat.0.map(|_| Repeat {
+                    entry: i,
+                    index: k,
+                    times,
+                    every,
+                }),
+            });
+        }
     }
     plan.sort_by_key(|f| f.at);
     let mut version = d::FIRST_VERSION;

@@ -30,33 +30,42 @@ pub fn faults(r: &Report) -> Result<Option<String>, ReportError> {
         return Ok(None);
     }
     let title = "Cost of each fault";
-    let names: Vec<String> = r
+    // One group per fault, except that a repeated `[[faults]]` entry is one group for the
+    // whole series (a hundred kills are one bar, not a hundred unreadable ones).
+    let mut groups: Vec<(String, [f64; 4])> = r
         .faults
         .iter()
         .enumerate()
-        .map(|(i, f)| fault_label(i, f))
+        .filter(|(_, f)| f.repeat.is_none())
+        .map(|(i, f)| {
+            let resumed = f.resume_ms.as_ref().map_or(0.0, |s| s.count as f64);
+            let values = [
+                f.interrupted as f64,
+                resumed,
+                f.dropped as f64,
+                f.wasted_cost_usd,
+            ];
+            (fault_label(i, f), values)
+        })
         .collect();
+    groups.extend(r.fault_series.iter().map(|s| {
+        let resumed = s.resume_ms.as_ref().map_or(0.0, |l| l.count as f64);
+        let values = [
+            s.interrupted as f64,
+            resumed,
+            s.dropped as f64,
+            s.wasted_cost_usd,
+        ];
+        (format!("{} ×{}", s.action, s.ran), values)
+    }));
+    let names: Vec<String> = groups.iter().map(|(n, _)| n.clone()).collect();
+    let column = |k: usize| groups.iter().map(|(_, v)| v[k]).collect::<Vec<f64>>();
     let counts: Vec<(&str, Vec<f64>)> = vec![
-        (
-            "interrupted",
-            r.faults.iter().map(|f| f.interrupted as f64).collect(),
-        ),
-        (
-            "resumed",
-            r.faults
-                .iter()
-                .map(|f| f.resume_ms.as_ref().map_or(0.0, |s| s.count as f64))
-                .collect(),
-        ),
-        (
-            "dropped",
-            r.faults.iter().map(|f| f.dropped as f64).collect(),
-        ),
+        ("interrupted", column(0)),
+        ("resumed", column(1)),
+        ("dropped", column(2)),
     ];
-    let dollars = vec![(
-        "wasted USD",
-        r.faults.iter().map(|f| f.wasted_cost_usd).collect(),
-    )];
+    let dollars = vec![("wasted USD", column(3))];
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();

@@ -84,9 +84,13 @@ pub struct TimeChart<'a> {
     pub log_y: bool,
 }
 
-/// A fault's window label: `#1 deploy`.
+/// A fault's window label: `#1 deploy`; for a repeated fault `#3 kill ×100` on its first
+/// repetition.
 pub fn fault_label(index: usize, fault: &FaultRecord) -> String {
-    format!("#{} {}", index + 1, fault.action)
+    match &fault.repeat {
+        Some(r) => format!("#{} {} ×{}", index + 1, fault.action, r.times),
+        None => format!("#{} {}", index + 1, fault.action),
+    }
 }
 
 /// Draws `chart` into an SVG document. `None` when no series has a point: a chart with no
@@ -179,10 +183,13 @@ where
                 [(f.started_s, y_lo), (end, y_hi)],
                 FAULT_FILL.mix(FAULT_OPACITY).filled(),
             );
-            let label = Text::new(fault_label(i, f), (f.started_s, y_hi), ("sans-serif", 14));
             let area = chart.plotting_area();
             area.draw(&band).map_err(chart_err(&c.title))?;
-            area.draw(&label).map_err(chart_err(&c.title))?;
+            // A repeated fault is labelled once, at its first repetition.
+            if f.repeat.as_ref().is_none_or(|r| r.index == 0) {
+                let label = Text::new(fault_label(i, f), (f.started_s, y_hi), ("sans-serif", 14));
+                area.draw(&label).map_err(chart_err(&c.title))?;
+            }
         }
         for l in &c.limits {
             let style = LIMIT_COLOR.stroke_width(1);

@@ -10,9 +10,7 @@ use std::io::{self, Write};
 
 use crate::error::ReportError;
 use crate::gates::all_passed;
-use crate::model::{
-    AutoscalingReport, FaultRecord, LatencySummary, ReasonCount, Report, TimelinePoint,
-};
+use crate::model::{AutoscalingReport, LatencySummary, ReasonCount, Report, TimelinePoint};
 
 /// Writes `report` as GitHub-flavoured Markdown.
 pub fn render_markdown(report: &Report, out: &mut impl Write) -> Result<(), ReportError> {
@@ -194,60 +192,8 @@ fn write_report(r: &Report, out: &mut impl Write) -> io::Result<()> {
          hdrhistogram.github.io/HdrHistogram/plotFiles.html)."
     )?;
 
-    writeln!(out, "\n## Faults\n")?;
-    if r.faults.is_empty() {
-        writeln!(out, "No faults were injected.")?;
-    } else {
-        let rows = r.faults.iter().map(|f| {
-            vec![
-                format!("`{}`", cell(&f.action)),
-                format!("{} s", num(f.at_s)),
-                format!("{} s", num(f.started_s)),
-                f.ended_s
-                    .map_or("still running".into(), |e| format!("{} s", num(e))),
-                f.interrupted.to_string(),
-                f.dropped.to_string(),
-                format!("{} / {}", f.wasted_tokens, f.wasted_input_tokens),
-                usd(f.wasted_cost_usd),
-                cell(&f.notes.join("; ")),
-            ]
-        });
-        table(
-            out,
-            &[
-                "Action",
-                "At",
-                "Started",
-                "Ended",
-                "Interrupted",
-                "Dropped",
-                "Wasted output / input",
-                "Wasted cost",
-                "Notes",
-            ],
-            rows,
-        )?;
-        drain_account(out, &r.faults)?;
-        fault_resume(out, &r.faults)?;
-    }
-    if !r.replicas.is_empty() {
-        writeln!(out, "\n### Replicas\n")?;
-        let rows = r.replicas.iter().map(|x| {
-            vec![
-                format!("`{}`", cell(&x.id)),
-                cell(&x.version),
-                format!("{} s", num(x.started_s)),
-                x.stopped_s
-                    .map_or("running at the end".into(), |s| format!("{} s", num(s))),
-                cell(x.exit.as_deref().unwrap_or("")),
-            ]
-        });
-        table(
-            out,
-            &["Replica", "Version", "Started", "Stopped", "Exit"],
-            rows,
-        )?;
-    }
+    super::markdown_faults::faults(out, r)?;
+    super::markdown_faults::replicas(out, r)?;
 
     if let Some(a) = &r.autoscaling {
         autoscaling(out, a, r.scenario.time_scale)?;
@@ -279,7 +225,7 @@ fn reasons(out: &mut impl Write, title: &str, reasons: &[ReasonCount]) -> io::Re
     table(out, &["Reason", "Count"], rows)
 }
 
-fn latency_row(name: &str, l: &LatencySummary) -> Vec<String> {
+pub(super) fn latency_row(name: &str, l: &LatencySummary) -> Vec<String> {
     let mut row = vec![name.to_string(), l.count.to_string()];
     if l.count == 0 {
         row.extend(std::iter::repeat_n("–".to_string(), 5));
@@ -392,7 +338,7 @@ pub(super) fn num(v: f64) -> String {
     }
 }
 
-fn usd(v: f64) -> String {
+pub(super) fn usd(v: f64) -> String {
     format!("${v:.4}")
 }
 
@@ -473,83 +419,6 @@ fn autoscaling(out: &mut impl Write, a: &AutoscalingReport, time_scale: f64) -> 
         }
     }
     Ok(())
-}
-
-/// Per replica a fault stopped: sessions in flight at the signal and where they went.
-fn drain_account(out: &mut impl Write, faults: &[FaultRecord]) -> io::Result<()> {
-    let stops: Vec<_> = faults
-        .iter()
-        .enumerate()
-        .flat_map(|(i, f)| f.stops.iter().map(move |s| (i, f, s)))
-        .collect();
-    if stops.is_empty() {
-        return Ok(());
-    }
-    writeln!(out, "\n### Drain account\n")?;
-    let opt = |v: Option<u64>| v.map_or("?".to_string(), |v| v.to_string());
-    let rows = stops.into_iter().map(|(i, f, s)| {
-        vec![
-            format!("{} `{}`", i + 1, cell(&f.action)),
-            format!("`{}` ({})", cell(&s.replica), cell(&s.version)),
-            cell(&s.how),
-            s.deregistration_wait_s
-                .map_or("-".into(), |w| format!("{} s", num(w))),
-            opt(s.in_flight_at_signal),
-            opt(s.finished_during_drain),
-            opt(s.handed_off),
-            opt(s.severed),
-            if s.sigkill { "yes" } else { "no" }.into(),
-            cell(&s.exit),
-        ]
-    });
-    table(
-        out,
-        &[
-            "Fault",
-            "Replica",
-            "How",
-            "Drain wait",
-            "In flight",
-            "Finished",
-            "Handed off",
-            "Severed",
-            "SIGKILL",
-            "Exit",
-        ],
-        rows,
-    )
-}
-
-/// Resume latency of the streams each fault interrupted.
-fn fault_resume(out: &mut impl Write, faults: &[FaultRecord]) -> io::Result<()> {
-    let rows: Vec<_> = faults
-        .iter()
-        .enumerate()
-        .flat_map(|(i, f)| {
-            let name = |what: &str| format!("{} `{}` {what}", i + 1, cell(&f.action));
-            let resume = f
-                .resume_ms
-                .as_ref()
-                .map(|l| latency_row(&name("resume"), l));
-            let takeover = f
-                .takeover_ms
-                .as_ref()
-                .map(|l| latency_row(&name("takeover gap"), l));
-            resume.into_iter().chain(takeover)
-        })
-        .collect();
-    if rows.is_empty() {
-        return Ok(());
-    }
-    writeln!(
-        out,
-        "\n### Resume and takeover per fault (ms)\n\nResume: a broken stream noticed → first event after reconnecting. Takeover gap: the silence a client saw before another replica took its session over (lease expiry after a crash, or pick-up after a hand-off).\n"
-    )?;
-    table(
-        out,
-        &["Fault", "Count", "p50", "p90", "p99", "Max", "Mean"],
-        rows,
-    )
 }
 
 #[cfg(test)]

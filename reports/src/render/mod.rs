@@ -12,3 +12,4 @@ pub mod json;
 pub mod junit;
 pub mod markdown;
 mod markdown_ecs;
+mod markdown_faults;

@@ -60,6 +60,43 @@ fn markdown_puts_the_verdict_and_gate_table_first() {
 }
 
 #[test]
+fn markdown_sums_a_repeated_fault_in_one_row_and_lists_only_surviving_replicas() {
+    let md = markdown(&sample::soak_report());
+    assert!(
+        md.contains("| `kill` ×100 | 60.01 s … 357.01 s | every 3 s |  | 500 | 0 | 0 / 0 | $0.0000 | 100 of 100 ran |"),
+        "{md}"
+    );
+    // One row in each section, not a hundred.
+    assert_eq!(md.matches("`kill` ×100").count(), 3, "{md}");
+    assert!(
+        md.contains("| `kill` ×100 takeover gap | 500 | 1100.0 |"),
+        "{md}"
+    );
+    assert!(
+        !md.contains("`r50`"),
+        "stopped replicas are summed up, not listed:\n{md}"
+    );
+    assert!(
+        md.contains("| `r104` | v2 | 357 s | running at the end |  | 38 MiB |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("And 101 replicas stopped during the run (1 × exit 0, 100 × signal 9 (SIGKILL)), peak RSS up to 41 MiB"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| ✅ | `replica_peak_rss_mb` | 512 MiB | 41 MiB | largest replica peak RSS 41 MiB over 102 replicas, within the 512 MiB limit |"),
+        "{md}"
+    );
+    // The sample alone is about 140 lines; a hundred kills add a handful, not hundreds.
+    assert!(
+        md.lines().count() < 170,
+        "{} lines:\n{md}",
+        md.lines().count()
+    );
+}
+
+#[test]
 fn markdown_of_a_passing_empty_run_says_so() {
     let mut report = Report::default();
     report.scenario.name = "a|b<c>".into();

@@ -116,6 +116,7 @@ pub fn report() -> Report {
             }],
             resume_ms: Some(summary(41, 150.0, 900.0)),
             takeover_ms: Some(summary(3, 600.0, 900.0)),
+            repeat: None,
         }],
         autoscaling: Some(AutoscalingReport {
             metric: "active_sessions".into(),
@@ -150,7 +151,11 @@ pub fn report() -> Report {
             started_s: 0.0,
             stopped_s: Some(30.0),
             exit: Some("exit 0".into()),
+            peak_rss_mb: Some(41),
         }],
+        replica_peak_rss_mb: Some(41),
+        survivor_peak_rss_mb: None,
+        fault_series: Vec::new(),
         ecs: Some(EcsReport {
             cluster: "dropzero".into(),
             service: "agent-runtime".into(),
@@ -232,6 +237,88 @@ pub fn report() -> Report {
         },
     ];
     r.gates = evaluate(&specs, &r);
+    r
+}
+
+/// The sample plus a soak: a kill repeated 100 times every 3 s (`every`, `times`), each with
+/// its record and replacement, summed in one series, and a memory gate.
+pub fn soak_report() -> Report {
+    let mut r = report();
+    for k in 0..100u32 {
+        let at = 60.0 + 3.0 * f64::from(k);
+        let victim = format!("r{}", k + 4);
+        r.faults.push(FaultRecord {
+            action: "kill".into(),
+            at_s: at,
+            started_s: at + 0.01,
+            ended_s: Some(at + 0.6),
+            params: serde_json::json!({ "who": { "count": 1 }, "signal": { "signal": "SIGKILL" } }),
+            interrupted: 5,
+            replicas: vec![victim.clone()],
+            started_replicas: vec![format!("r{}", k + 104)],
+            stops: vec![ReplicaStop {
+                replica: victim,
+                version: "v2".into(),
+                how: "sigkill".into(),
+                in_flight_at_signal: Some(5),
+                severed: Some(5),
+                sigkill: true,
+                exit: "signal 9 (SIGKILL)".into(),
+                stop_s: 0.01,
+                ..ReplicaStop::default()
+            }],
+            takeover_ms: Some(summary(5, 1_100.0, 1_900.0)),
+            repeat: Some(FaultRepeat {
+                entry: 1,
+                index: k,
+                times: 100,
+                every_s: 3.0,
+            }),
+            ..FaultRecord::default()
+        });
+        r.replicas.push(ReplicaRecord {
+            id: format!("r{}", k + 4),
+            version: "v2".into(),
+            started_s: at - 3.0,
+            stopped_s: Some(at + 0.01),
+            exit: Some("signal 9 (SIGKILL)".into()),
+            peak_rss_mb: Some(30 + u64::from(k % 7)),
+        });
+    }
+    r.replicas.push(ReplicaRecord {
+        id: "r104".into(),
+        version: "v2".into(),
+        started_s: 357.0,
+        stopped_s: None,
+        exit: None,
+        peak_rss_mb: Some(38),
+    });
+    r.fault_series = vec![FaultSeries {
+        entry: 1,
+        action: "kill".into(),
+        times: 100,
+        every_s: 3.0,
+        ran: 100,
+        incomplete: 0,
+        first_at_s: 60.01,
+        last_at_s: 357.01,
+        interrupted: 500,
+        stopped_replicas: 100,
+        started_replicas: 100,
+        in_flight_at_signal: 500,
+        severed: 500,
+        takeover_ms: Some(summary(500, 1_100.0, 1_900.0)),
+        ..FaultSeries::default()
+    }];
+    r.replica_peak_rss_mb = Some(41);
+    r.survivor_peak_rss_mb = Some(38);
+    r.gates = evaluate(
+        &[
+            GateSpec::DroppedSessions { max: 1 },
+            GateSpec::ReplicaPeakRssMb { max_mb: 512 },
+        ],
+        &r,
+    );
     r
 }
 

@@ -37,6 +37,16 @@ fn sample_report_matches_the_committed_schema() {
 }
 
 #[test]
+fn soak_report_with_a_repeated_fault_and_peak_rss_matches_the_schema() {
+    let json: Value = serde_json::from_str(&rendered(&sample::soak_report())).expect("JSON");
+    let errors = errors(&validator(), &json);
+    assert!(errors.is_empty(), "{errors}");
+    assert_eq!(json["fault_series"][0]["ran"], 100);
+    assert_eq!(json["faults"][100]["repeat"]["index"], 99);
+    assert_eq!(json["survivor_peak_rss_mb"], 38);
+}
+
+#[test]
 fn empty_report_matches_the_schema_too() {
     // Defaults are what a run that failed early writes: still a valid report.
     let mut report = Report {
