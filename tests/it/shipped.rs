@@ -7,8 +7,8 @@
 //! Scale chosen per file (CI budget: about 25 s of wall time per file on 2 cores): 20 and
 //! 25 minute files run at 0.02 (24–30 s), 40 minute ones at 0.02 (48 s), the 4 hour ramp at
 //! its own 0.01 (144 s; see `autoscale_ramp_passes` for why not faster), the 105-minute
-//! soak with 100 kills at 0.012 (≈ 85 s; `soak_kills_passes` says what that compression
-//! costs); `capacity.toml` through `dropzero capacity` at two levels of one minute (its own
+//! soak with 100 kills at its own 0.045 (≈ 300 s; `soak_kills_passes` says why not
+//! faster); `capacity.toml` through `dropzero capacity` at two levels of one minute (its own
 //! 0.2).
 
 use serde_json::Value;
@@ -137,29 +137,18 @@ fn autoscale_ramp_passes() {
     run_as_shipped("autoscale-ramp", "0.01", &[]);
 }
 
-/// `soak_kills_passes`'s overrides (why: in the test).
-const SOAK_CI: [&str; 4] = [
-    "--set",
-    "load.stages.0.users=20",
-    "--set",
-    "gates.wasted_token_ratio=0.3",
-];
-
 #[test]
 fn soak_kills_passes() {
-    // All 100 kills, at 0.012 instead of the file's 0.045: 105 real minutes in about 76 s of
-    // wall time, one kill every 0.72 s. That is shorter than a takeover (the lease floor is
-    // 1 s wall; takeover gap p50 1.3 s here), so kills land while the previous victims'
-    // sessions are still being taken over and no replica lives more than a few seconds —
-    // harsher than the file as shipped (2.7 s between kills). Half the users (20) keep a
-    // debug build on 2 cores out of the load generator's way.
-    //
-    // One gate is widened for this compression only, because it measures it rather than
-    // the runtime: a session is cut about six times over its 12 s of wall time, and each cut
-    // regenerates what was not journaled (14% wasted seen; the file's 5% holds at its own
-    // scale, 1.1% measured). Everything the soak is about keeps the file's
-    // limits: 0 dropped, 0 lost / duplicated / mismatched, resume p99 5 s, peak RSS 256 MiB.
-    let run = run_as_shipped("soak-kills", "0.012", &SOAK_CI);
+    // As shipped, at the file's own time scale (0.045: 105 real minutes in about 5 minutes
+    // of wall time, a kill every 2.7 s, 40 users; ≈ 300 s in debug here). It is the longest
+    // end-to-end test and stays that long on purpose: LLM latency is real under
+    // `time_scale` and a takeover waits for a lease of at least 1 s wall, so compressing the
+    // kills further measures the compression. At 0.012 (a kill every 0.72 s) a session's
+    // owner died every ~2 s while each takeover cost a lease plus a real TTFT: one session
+    // crawled 42 of 155 tokens through 16 interruptions and 20 takeovers and hit its
+    // deadline (43.6 s), in CI and again here. As shipped the slowest session used 57 s of
+    // its 103 s deadline (9 interruptions at most).
+    let run = run_as_shipped("soak-kills", "0.045", &[]);
     let report = &run.report;
     let kills: Vec<&Value> = report["faults"]
         .as_array()

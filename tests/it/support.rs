@@ -169,7 +169,7 @@ pub fn run_scenario_with_env(
         .current_dir(repo_root())
         .output()
         .expect("dropzero runs");
-    let log = format!(
+    let mut log = format!(
         "stdout:\n{}\nstderr (tail):\n{}",
         String::from_utf8_lossy(&output.stdout),
         tail(&String::from_utf8_lossy(&output.stderr), 4000)
@@ -178,7 +178,33 @@ pub fn run_scenario_with_env(
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or(serde_json::Value::Null);
+    log.push_str(&unfinished_sessions(out));
     (output.status.code(), report, log)
+}
+
+/// The first few dropped or failed sessions of a run, from its `sessions.jsonl`: why each
+/// ended, its interruptions and timings. The run directory is a temporary one, gone with the
+/// test, so a failure message has to carry what explains a drop.
+fn unfinished_sessions(out: &std::path::Path) -> String {
+    let Ok(text) = std::fs::read_to_string(out.join("sessions.jsonl")) else {
+        return String::new();
+    };
+    let rows: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("\"outcome\":\"dropped\"") || l.contains("\"outcome\":\"failed\""))
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut s = format!(
+        "\n{} dropped or failed session(s); the first:\n",
+        rows.len()
+    );
+    for row in rows.iter().take(3) {
+        s.extend(row.chars().take(2000));
+        s.push('\n');
+    }
+    s
 }
 
 fn tail(s: &str, n: usize) -> &str {
