@@ -34,13 +34,13 @@ if [ ${#targets[@]} -eq 0 ]; then
     targets=("${ALL[@]}")
 fi
 
-# The cargo features each target needs (fuzz/Cargo.toml): the SSE parser alone builds in
-# seconds; the others pull in the runtime or the harness.
+# The cargo features each target needs (fuzz/Cargo.toml): the SSE parser and the scenario
+# loader build in seconds; the request decoder pulls in the runtime.
 features() {
     case "$1" in
         sse_parser) echo "" ;;
         request_decode) echo runtime ;;
-        scenario_loader) echo harness ;;
+        scenario_loader) echo scenario ;;
         *) echo "fuzz: unknown target $1 (known: ${ALL[*]})" >&2; exit 2 ;;
     esac
 }

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use dropzero::scenario::{self, Overrides};
+use dropzero_scenario::{self as scenario, Overrides};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -15,7 +15,8 @@
 //! - [`calibrate`]: `dropzero calibrate` — the session engine against a built-in zero-cost
 //!   target at rising stream counts: what this box can drive, CPU per event, memory per
 //!   stream, ITL error.
-//! - [`scenario`]: scenario files → a checked, time-scaled [`scenario::ScenarioPlan`].
+//! - [`scenario`]: scenario files → a checked, time-scaled [`scenario::ScenarioPlan`]; the
+//!   `dropzero-scenario` crate (`scenario/`), re-exported under this name.
 //! - [`fleet`]: the [`fleet::Target`] trait; the local fleet (child processes in
 //!   [`fleet::process`], the ALB-like [`fleet::router`]) and the `url` target.
 //! - [`load`]: closed users and open arrivals; [`load::mix`] says what each session asks.
@@ -45,6 +46,6 @@ pub mod logs;
 pub mod measure;
 pub mod progress;
 pub mod run;
-pub mod scenario;
+pub use dropzero_scenario as scenario;
 pub mod session;
 pub mod target_setup;

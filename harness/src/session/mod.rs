@@ -30,6 +30,7 @@ mod verify_props;
 use std::time::{Duration, Instant};
 
 pub use client::run_session;
+pub use dropzero_scenario::RetryHint;
 use dropzero_sse::Limits;
 pub use eventsource::{MAX_REDIRECTS, redirect_policy};
 pub use outcome::{
@@ -71,19 +72,6 @@ pub struct ResumePolicy {
     pub jitter: f64,
     /// What the server's `retry:` hint does to the wait.
     pub retry_hint: RetryHint,
-}
-
-/// What the server's `retry:` field (a browser's reconnection time, WHATWG HTML §9.2.6) does
-/// to the wait before a reconnection. Either way the last hint is recorded in the outcome.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RetryHint {
-    /// The backoff alone decides, so runs against different targets compare.
-    #[default]
-    Ignore,
-    /// Each wait is at least the hint, as a browser waits at least its reconnection time;
-    /// the backoff (and its jitter) can make it longer, never shorter.
-    Floor,
 }
 
 impl ResumePolicy {

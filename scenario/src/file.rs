@@ -274,7 +274,7 @@ pub struct RawResume {
     pub max_retries: Option<u32>,
     pub backoff_initial: Option<Dur>,
     pub backoff_max: Option<Dur>,
-    pub retry_hint: Option<crate::session::RetryHint>,
+    pub retry_hint: Option<crate::RetryHint>,
 }
 
 // ---- [llm] ----------------------------------------------------------------------------

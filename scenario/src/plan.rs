@@ -425,7 +425,7 @@ pub struct ResumePolicy {
     pub backoff_max: Duration,
     /// Whether the server's `retry:` hint floors each wait (not time-scaled: it is the
     /// server's number).
-    pub retry_hint: crate::session::RetryHint,
+    pub retry_hint: RetryHint,
 }
 
 /// The mock LLM's model profile (local targets start the mock with it).
@@ -479,3 +479,16 @@ pub use super::faults::{
     Repeat, Signal,
 };
 pub use super::gates::{AutoscalingPlan, Gate, ScalingMetric};
+
+/// What the server's `retry:` field (a browser's reconnection time, WHATWG HTML §9.2.6) does
+/// to the wait before a reconnection. Either way the last hint is recorded in the outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RetryHint {
+    /// The backoff alone decides, so runs against different targets compare.
+    #[default]
+    Ignore,
+    /// Each wait is at least the hint, as a browser waits at least its reconnection time;
+    /// the backoff (and its jitter) can make it longer, never shorter.
+    Floor,
+}

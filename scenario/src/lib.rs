@@ -1,4 +1,5 @@
-//! Scenario files: parse → validate → a resolved [`ScenarioPlan`].
+//! Scenario files: parse → validate → a resolved [`ScenarioPlan`] (the harness re-exports
+//! this crate as `dropzero::scenario`).
 //!
 //! A scenario (DESIGN §8) is a TOML file describing a target, a load shape, a session mix,
 //! the mock LLM's behaviour, faults on a timeline and pass/fail gates, all in real-world
@@ -55,8 +56,8 @@ pub use plan::{
     Algorithm, ApiKey, Arrival, Budget, ClosedLoad, DeploymentConfig, EcsTarget, EmulatorPlan,
     Expectation, HaltInputs, HaltPlan, Journal, JournalPersistence, LlmFaults, LlmProfile,
     LoadPlan, LocalTarget, OpenLoad, Percentiles, Price, QueryClass, RateStage, ResumePolicy,
-    RouterConfig, RuntimeMode, ScenarioPlan, SessionMix, SessionSize, TargetPlan, UrlTarget,
-    UserStage, Verdict,
+    RetryHint, RouterConfig, RuntimeMode, ScenarioPlan, SessionMix, SessionSize, TargetPlan,
+    UrlTarget, UserStage, Verdict,
 };
 
 /// Reads, checks and resolves the scenario at `path`, without overrides.

@@ -347,16 +347,10 @@ fn defaults_fill_in_and_time_scale_applies_to_every_duration_but_the_llm_speed()
         ["lost_events", "duplicated_events", "content_mismatches"]
     );
     assert_eq!(plan.sessions.classes.len(), 1);
-    assert_eq!(
-        plan.sessions.resume.retry_hint,
-        crate::session::RetryHint::Ignore
-    );
+    assert_eq!(plan.sessions.resume.retry_hint, crate::RetryHint::Ignore);
     let floor = format!("{BASE}[sessions]\nresume = {{ retry_hint = \"floor\" }}\n");
     let plan = parse_with(&floor, &Overrides::default()).expect("valid");
-    assert_eq!(
-        plan.sessions.resume.retry_hint,
-        crate::session::RetryHint::Floor
-    );
+    assert_eq!(plan.sessions.resume.retry_hint, crate::RetryHint::Floor);
 }
 
 #[test]
