@@ -44,6 +44,6 @@ else
     echo "SKIPPED the browser tests: they need $missing" >&2
 fi
 bash scripts/infra_check.sh
-# 40 s per target from the committed seeds; a finding fails the run (its input is kept in
+# 45 s per target from the committed seeds; a finding fails the run (its input is kept in
 # fuzz/artifacts/).
-FUZZ_TIME="${FUZZ_TIME:-40}" bash scripts/fuzz.sh sse_parser request_decode scenario_loader
+FUZZ_TIME="${FUZZ_TIME:-45}" bash scripts/fuzz.sh sse_parser request_decode scenario_loader
