@@ -411,6 +411,21 @@ pub struct FaultSeries {
     /// and of those, severed.
     pub in_flight_at_signal: u64,
     pub severed: u64,
+    /// Of the sessions in flight, sums over the stops that reported them: finished during the
+    /// drain, handed off.
+    #[serde(default)]
+    pub finished_during_drain: u64,
+    #[serde(default)]
+    pub handed_off: u64,
+    /// Stops that ended in SIGKILL (sent by the fault, or after the stop timeout).
+    #[serde(default)]
+    pub sigkilled: u64,
+    /// How the replicas were stopped (`sigkill`, `deploy`, …), each once, in the order seen.
+    #[serde(default)]
+    pub how: Vec<String>,
+    /// When the last repetition that completed ended (its replacement was up).
+    #[serde(default, serialize_with = "finite::opt_f64")]
+    pub last_ended_s: Option<f64>,
     pub resume_ms: Option<LatencySummary>,
     pub takeover_ms: Option<LatencySummary>,
 }

@@ -271,9 +271,20 @@ impl FaultLog {
             s.wasted_input_tokens += e.wasted_input_tokens;
             s.stopped_replicas += e.stops.len() as u64;
             s.started_replicas += e.started_replicas.len() as u64;
+            if !e.incomplete
+                && let Some(ended) = e.ended.map(secs)
+            {
+                s.last_ended_s = Some(s.last_ended_s.map_or(ended, |l: f64| l.max(ended)));
+            }
             for stop in &e.stops {
                 s.in_flight_at_signal += stop.in_flight_at_signal.unwrap_or(0);
                 s.severed += stop.severed.unwrap_or(0);
+                s.finished_during_drain += stop.finished_during_drain.unwrap_or(0);
+                s.handed_off += stop.handed_off.unwrap_or(0);
+                s.sigkilled += u64::from(stop.sigkill);
+                if !s.how.contains(&stop.how) {
+                    s.how.push(stop.how.clone());
+                }
             }
             // Same bounds on both sides, so adding cannot fail; a failure would only lose
             // samples from the merged summary, never from the per-fault records.

@@ -58,7 +58,8 @@ pub(super) fn faults(out: &mut impl Write, r: &Report) -> io::Result<()> {
             series_name(s),
             format!("{} s … {} s", num(s.first_at_s), num(s.last_at_s)),
             format!("every {} s", num(s.every_s)),
-            String::new(),
+            s.last_ended_s
+                .map_or("none completed".into(), |e| format!("last at {} s", num(e))),
             s.interrupted.to_string(),
             s.dropped.to_string(),
             format!("{} / {}", s.wasted_tokens, s.wasted_input_tokens),
@@ -86,7 +87,7 @@ pub(super) fn faults(out: &mut impl Write, r: &Report) -> io::Result<()> {
     if !r.fault_series.is_empty() {
         writeln!(
             out,
-            "\nA repeated fault (`every`, `times`) is one row summed over its repetitions (times are when the first and last started); each repetition is in report.json and index.html."
+            "\nA repeated fault (`every`, `times`) is one row summed over its repetitions (\"At\" is when the first and last started, \"Ended\" when the last that completed ended); each repetition is in report.json and index.html."
         )?;
     }
     drain_account(out, &single, &r.fault_series)?;
@@ -137,13 +138,13 @@ fn drain_account(
         rows.push(vec![
             series_name(s),
             format!("{} replicas", s.stopped_replicas),
-            String::new(),
+            cell(&s.how.join(", ")),
             "-".into(),
             s.in_flight_at_signal.to_string(),
-            String::new(),
-            String::new(),
+            s.finished_during_drain.to_string(),
+            s.handed_off.to_string(),
             s.severed.to_string(),
-            String::new(),
+            format!("{} of {}", s.sigkilled, s.stopped_replicas),
             format!("{} replacements started", s.started_replicas),
         ]);
     }

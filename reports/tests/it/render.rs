@@ -63,7 +63,12 @@ fn markdown_puts_the_verdict_and_gate_table_first() {
 fn markdown_sums_a_repeated_fault_in_one_row_and_lists_only_surviving_replicas() {
     let md = markdown(&sample::soak_report());
     assert!(
-        md.contains("| `kill` ×100 | 60.01 s … 357.01 s | every 3 s |  | 500 | 0 | 0 / 0 | $0.0000 | 100 of 100 ran |"),
+        md.contains("| `kill` ×100 | 60.01 s … 357.01 s | every 3 s | last at 358.20 s | 500 | 0 | 0 / 0 | $0.0000 | 100 of 100 ran |"),
+        "{md}"
+    );
+    // The drain account's row says how, and sums what each stop reported.
+    assert!(
+        md.contains("| `kill` ×100 | 100 replicas | sigkill | - | 500 | 0 | 0 | 500 | 100 of 100 | 100 replacements started |"),
         "{md}"
     );
     // One row in each section, not a hundred.

@@ -307,6 +307,9 @@ pub fn soak_report() -> Report {
         started_replicas: 100,
         in_flight_at_signal: 500,
         severed: 500,
+        sigkilled: 100,
+        how: vec!["sigkill".into()],
+        last_ended_s: Some(358.2),
         takeover_ms: Some(summary(500, 1_100.0, 1_900.0)),
         ..FaultSeries::default()
     }];
