@@ -89,7 +89,7 @@ fn per_second(n: f64, r: &Report) -> Option<f64> {
 use Direction::{HigherIsBetter, LowerIsBetter};
 
 /// Every compared metric, in report order: outcomes and data loss, waste, throughput,
-/// latency.
+/// latency, memory.
 pub const METRICS: &[Metric] = &[
     zero_tolerance("dropped_sessions", |r| Some(r.sessions.dropped as f64)),
     zero_tolerance("lost_events", |r| Some(r.events.lost as f64)),
@@ -108,6 +108,9 @@ pub const METRICS: &[Metric] = &[
     }),
     count("wasted_tokens", LowerIsBetter, 10.0, 100.0, |r| {
         Some(r.tokens.wasted as f64)
+    }),
+    count("wasted_input_tokens", LowerIsBetter, 10.0, 100.0, |r| {
+        Some(r.tokens.wasted_input as f64)
     }),
     Metric {
         name: "wasted_token_ratio",
@@ -151,4 +154,15 @@ pub const METRICS: &[Metric] = &[
     latency_ms("itl_p99", |r| p99(&r.latency.itl_ms)),
     latency_ms("resume_p99", |r| p99(&r.latency.resume_ms)),
     latency_ms("takeover_p99", |r| p99(&r.latency.takeover_ms)),
+    // Memory moves with load and with what a replica absorbed (takeovers), so a 10 % or
+    // 4 MiB change is noise; a leak shows as far more.
+    Metric {
+        name: "replica_peak_rss_mb",
+        unit: "MiB",
+        direction: LowerIsBetter,
+        noise_pct: 10.0,
+        noise_abs: 4.0,
+        zero_tolerance: false,
+        value: |r| r.replica_peak_rss_mb.map(|mb| mb as f64),
+    },
 ];

@@ -205,3 +205,29 @@ fn runs_of_other_scenarios_targets_or_seeds_are_not_comparable() {
     );
     assert_eq!(compare(&base, &other, None).mismatches, why);
 }
+
+#[test]
+fn replica_memory_is_compared_and_more_is_worse() {
+    let with_rss = |mb: Option<u64>| {
+        let mut r = run(0, 400, 1000.0);
+        r.replica_peak_rss_mb = mb;
+        r
+    };
+    let c = compare(&with_rss(Some(30)), &with_rss(Some(33)), None);
+    assert_eq!(
+        verdict(&c, "replica_peak_rss_mb"),
+        Verdict::Same,
+        "3 MiB is noise"
+    );
+    let c = compare(&with_rss(Some(30)), &with_rss(Some(60)), None);
+    assert_eq!(verdict(&c, "replica_peak_rss_mb"), Verdict::Worse);
+    assert_eq!(c.regressions, 0, "only drops, data loss and gates regress");
+    // A target whose replicas the harness cannot read (url, ECS) has nothing to compare.
+    let c = compare(&with_rss(None), &with_rss(None), None);
+    let m = c
+        .metrics
+        .iter()
+        .find(|m| m.name == "replica_peak_rss_mb")
+        .expect("metric");
+    assert_eq!((m.base, m.delta), (None, None));
+}
