@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use rand_chacha::ChaCha8Rng;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -22,16 +22,17 @@ use super::latency::load_multiplier;
 use super::ledger::Entry;
 use super::server::State;
 
-/// Turns generation events into an API's bytes. Non-streaming encoders buffer and return
-/// `None` until [`Wire::finish`].
+/// Turns generation events into an API's bytes, appended to `out`. Non-streaming encoders
+/// append nothing until [`Wire::finish`].
 pub trait Wire: Send + 'static {
-    fn start(&mut self) -> Option<Bytes>;
-    fn text(&mut self, token: &str) -> Option<Bytes>;
-    fn tool_start(&mut self, call: &ToolCall) -> Option<Bytes>;
-    fn tool_json(&mut self, chunk: &str) -> Option<Bytes>;
-    fn finish(&mut self, stop: Stop, output_tokens: u64) -> Bytes;
-    /// An in-stream error (the response then ends without its normal ending).
-    fn stream_error(&mut self) -> Option<Bytes>;
+    fn start(&mut self, out: &mut BytesMut);
+    fn text(&mut self, token: &str, out: &mut BytesMut);
+    fn tool_start(&mut self, call: &ToolCall, out: &mut BytesMut);
+    fn tool_json(&mut self, chunk: &str, out: &mut BytesMut);
+    fn finish(&mut self, stop: Stop, output_tokens: u64, out: &mut BytesMut);
+    /// An in-stream error (the response then ends without its normal ending); `false` when
+    /// the format cannot say it mid-way (a whole body), so the response is aborted instead.
+    fn stream_error(&mut self, out: &mut BytesMut) -> bool;
 }
 
 /// The body stream of one response.
@@ -70,14 +71,65 @@ enum Piece<'a> {
     Tool(&'a ToolCall, usize),
 }
 
+/// A batch flushes once it holds this many bytes even if more tokens are due (about 150
+/// Anthropic text events): bounds memory and what is generated ahead of the socket.
+const FLUSH_AT: usize = 16 * 1024;
+
+/// Events generated but not yet handed to the body, and the output tokens among them.
+///
+/// Tokens due at the same instant (every token at zero latency) go out in one body frame —
+/// one write instead of one per token, still one SSE event per token. A token that has to
+/// wait first flushes what is pending, so with any latency each token leaves on its own, as
+/// soon as it is generated. Tokens are billed when their batch is flushed or dropped, so the
+/// ledger still counts every generated token.
+struct Batch<'a> {
+    state: &'a State,
+    session: Option<&'a str>,
+    tx: &'a Tx,
+    buf: BytesMut,
+    tokens: u64,
+}
+
+impl Batch<'_> {
+    fn bill(&mut self) {
+        if self.tokens > 0 {
+            let n = std::mem::take(&mut self.tokens);
+            self.state
+                .ledger
+                .record(self.session, Entry::OutputTokens(n));
+        }
+    }
+
+    /// Bill and send what is pending; `false` when the body is gone or the server stops.
+    async fn flush(&mut self) -> bool {
+        self.bill();
+        if self.buf.is_empty() {
+            return true;
+        }
+        let bytes = self.buf.split().freeze();
+        send(self.state, self.tx, bytes).await
+    }
+}
+
+impl Drop for Batch<'_> {
+    /// A response that stops early (client gone, shutdown) still bills what it generated.
+    fn drop(&mut self) {
+        self.bill();
+    }
+}
+
 async fn produce(state: Arc<State>, mut job: Job, mut wire: Box<dyn Wire>, tx: Tx) {
     state.open.fetch_add(1, Ordering::Relaxed);
     let _open = OpenGuard(state.clone());
-    let session = job.session.as_deref();
     let verdict = job.verdict;
-    if !send(&state, &tx, wire.start()).await {
-        return;
-    }
+    let mut out = Batch {
+        state: &state,
+        session: job.session.as_deref(),
+        tx: &tx,
+        buf: BytesMut::new(),
+        tokens: 0,
+    };
+    wire.start(&mut out.buf);
     let reply = &job.reply;
     let pieces = reply.text.iter().map(|t| Piece::Text(t)).chain(
         reply
@@ -88,19 +140,21 @@ async fn produce(state: Arc<State>, mut job: Job, mut wire: Box<dyn Wire>, tx: T
     let mut emitted: u32 = 0;
     for piece in pieces {
         if verdict.cut_after == Some(emitted) {
-            state.ledger.record(session, Entry::Cut);
+            if !out.flush().await {
+                return;
+            }
+            state.ledger.record(out.session, Entry::Cut);
             tracing::info!(tokens = emitted, "fault: cutting the stream");
             abort(&tx, "fault: cut").await;
             return;
         }
         if verdict.stream_error_after == Some(emitted) {
-            state.ledger.record(session, Entry::StreamError);
-            match wire.stream_error() {
-                Some(bytes) => {
-                    let _ = send(&state, &tx, Some(bytes)).await;
-                }
+            state.ledger.record(out.session, Entry::StreamError);
+            if wire.stream_error(&mut out.buf) {
+                let _ = out.flush().await;
+            } else if out.flush().await {
                 // A whole-body response has no way to say it mid-way: abort it.
-                None => abort(&tx, "fault: in-stream error").await,
+                abort(&tx, "fault: in-stream error").await;
             }
             return;
         }
@@ -120,28 +174,31 @@ async fn produce(state: Arc<State>, mut job: Job, mut wire: Box<dyn Wire>, tx: T
             Some((after, stall)) if after == emitted => delay += stall,
             _ => {}
         }
+        if !delay.is_zero() && !out.flush().await {
+            return;
+        }
         if !wait(&state, &tx, delay).await {
             return;
         }
-        state.ledger.record(session, Entry::OutputToken);
+        out.tokens += 1;
         emitted += 1;
-        let bytes = match piece {
-            Piece::Text(t) => wire.text(t),
+        match piece {
+            Piece::Text(t) => wire.text(t, &mut out.buf),
             Piece::Tool(call, i) => {
-                let start = if i == 0 { wire.tool_start(call) } else { None };
-                let json = call.input_chunks.get(i).and_then(|c| wire.tool_json(c));
-                match (start, json) {
-                    (Some(a), Some(b)) => Some([a, b].concat().into()),
-                    (a, b) => a.or(b),
+                if i == 0 {
+                    wire.tool_start(call, &mut out.buf);
+                }
+                if let Some(chunk) = call.input_chunks.get(i) {
+                    wire.tool_json(chunk, &mut out.buf);
                 }
             }
-        };
-        if !send(&state, &tx, bytes).await {
+        }
+        if out.buf.len() >= FLUSH_AT && !out.flush().await {
             return;
         }
     }
-    let end = wire.finish(reply.stop, u64::from(emitted));
-    let _ = send(&state, &tx, Some(end)).await;
+    wire.finish(reply.stop, u64::from(emitted), &mut out.buf);
+    let _ = out.flush().await;
 }
 
 /// The server is stopping: end this response as a broken connection (it is one), without
@@ -189,11 +246,8 @@ async fn wait(state: &State, tx: &Tx, delay: Duration) -> bool {
     }
 }
 
-/// Send bytes (if any); `false` when the body is gone or the server shuts down.
-async fn send(state: &State, tx: &Tx, bytes: Option<Bytes>) -> bool {
-    let Some(bytes) = bytes else {
-        return true;
-    };
+/// Send bytes; `false` when the body is gone or the server shuts down.
+async fn send(state: &State, tx: &Tx, bytes: Bytes) -> bool {
     tokio::select! {
         r = tx.send(Ok(bytes)) => r.is_ok(),
         _ = state.shutdown.cancelled() => {
