@@ -13,6 +13,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use rand_chacha::ChaCha8Rng;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::Instrument;
 
@@ -129,6 +130,7 @@ async fn produce(state: Arc<State>, mut job: Job, mut wire: Box<dyn Wire>, tx: T
         buf: BytesMut::new(),
         tokens: 0,
     };
+    let mut due = Instant::now();
     wire.start(&mut out.buf);
     let reply = &job.reply;
     let pieces = reply.text.iter().map(|t| Piece::Text(t)).chain(
@@ -174,10 +176,20 @@ async fn produce(state: Arc<State>, mut job: Job, mut wire: Box<dyn Wire>, tx: T
             Some((after, stall)) if after == emitted => delay += stall,
             _ => {}
         }
-        if !delay.is_zero() && !out.flush().await {
-            return;
-        }
-        if !wait(&state, &tx, delay).await {
+        // Paced from when the previous token was due, not from when it was written: the
+        // mock's own delays (and tokio's 1 ms timer tick, which rounds every deadline the
+        // same way) then do not add up across a stream. A token already due (zero latency,
+        // or the host fell behind) joins the pending batch instead of waiting.
+        let waits = !delay.is_zero() && {
+            due = due.checked_add(delay).unwrap_or(due);
+            due > Instant::now()
+        };
+        let go_on = if waits {
+            out.flush().await && wait(&state, &tx, due).await
+        } else {
+            alive(&state, &tx).await
+        };
+        if !go_on {
             return;
         }
         out.tokens += 1;
@@ -227,17 +239,19 @@ async fn abort(tx: &Tx, why: &'static str) {
     let _ = tx.send(Err(err)).await;
 }
 
-/// Sleep `delay` unless the client leaves or the server shuts down first (then `false`).
-async fn wait(state: &State, tx: &Tx, delay: Duration) -> bool {
-    if delay.is_zero() {
-        if state.shutdown.is_cancelled() {
-            shut_down(tx).await;
-            return false;
-        }
-        return !tx.is_closed();
+/// `false` (and the response ends) when the client has left or the server is stopping.
+async fn alive(state: &State, tx: &Tx) -> bool {
+    if state.shutdown.is_cancelled() {
+        shut_down(tx).await;
+        return false;
     }
+    !tx.is_closed()
+}
+
+/// Sleep until `due` unless the client leaves or the server shuts down first (then `false`).
+async fn wait(state: &State, tx: &Tx, due: Instant) -> bool {
     tokio::select! {
-        _ = tokio::time::sleep(delay) => true,
+        _ = tokio::time::sleep_until(due) => true,
         _ = tx.closed() => false,
         _ = state.shutdown.cancelled() => {
             shut_down(tx).await;
