@@ -205,8 +205,13 @@ async fn produce(state: Arc<State>, mut job: Job, mut wire: Box<dyn Wire>, tx: T
                 }
             }
         }
-        if out.buf.len() >= FLUSH_AT && !out.flush().await {
-            return;
+        if out.buf.len() >= FLUSH_AT {
+            if !out.flush().await {
+                return;
+            }
+            // Tokens are coming back to back: size the next batch at once rather than
+            // growing it by doubling (paced streams keep their small buffer).
+            out.buf.reserve(FLUSH_AT + FLUSH_AT / 4);
         }
     }
     wire.finish(reply.stop, u64::from(emitted), &mut out.buf);
