@@ -39,12 +39,7 @@ impl Server {
                 let listener = tokio::net::TcpListener::from_std(listener)?;
                 mock::serve(listener, MockConfig { seed: 1, profile }, token).await
             })?;
-            let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_THREAD)?;
-            let (u, s) = (usage.user_time(), usage.system_time());
-            Ok(
-                Duration::from_micros((u.tv_sec() * 1_000_000 + u.tv_usec()) as u64)
-                    + Duration::from_micros((s.tv_sec() * 1_000_000 + s.tv_usec()) as u64),
-            )
+            thread_cpu()
         });
         Ok(Server {
             addr,
@@ -59,6 +54,16 @@ impl Server {
             .join()
             .map_err(|_| anyhow::anyhow!("server thread panicked"))?
     }
+}
+
+/// CPU time (user + system) the calling thread has used.
+fn thread_cpu() -> anyhow::Result<Duration> {
+    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_THREAD)?;
+    let (u, s) = (usage.user_time(), usage.system_time());
+    Ok(
+        Duration::from_micros((u.tv_sec() * 1_000_000 + u.tv_usec()) as u64)
+            + Duration::from_micros((s.tv_sec() * 1_000_000 + s.tv_usec()) as u64),
+    )
 }
 
 /// Stream one response; call `on_token` at each text delta.
@@ -144,6 +149,9 @@ fn main() -> anyhow::Result<()> {
         ..Profile::fast()
     };
     let server = Server::start(profile)?;
+    // The clients' thread timestamps each event after parsing it: if it is near 100% busy,
+    // its queueing is part of the added latency.
+    let (client_cpu0, started) = (thread_cpu()?, Instant::now());
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let results = rt.block_on(futures::future::join_all((0..clients).map(|_| {
         let http = http.clone();
@@ -164,15 +172,21 @@ fn main() -> anyhow::Result<()> {
     for local in results {
         hist.add(local?)?;
     }
-    server.stop()?;
+    let client_busy = (thread_cpu()? - client_cpu0).as_secs_f64() / started.elapsed().as_secs_f64();
+    let cpu = server.stop()?.as_secs_f64();
+    // Paced tokens leave one write each, so this is the mock's cost per token at its dearest.
+    let paced = (hist.len() + clients) as f64;
     println!(
         "added latency over a {gap:?} gap, {clients} streams x 500 tokens: p50 {}us p99 {}us \
-         p99.9 {}us max {}us ({} gaps)",
+         p99.9 {}us max {}us ({} gaps); mock thread CPU {cpu:.2}s = {:.1}us per paced token; \
+         client thread {:.0}% busy",
         hist.value_at_quantile(0.5),
         hist.value_at_quantile(0.99),
         hist.value_at_quantile(0.999),
         hist.max(),
-        hist.len()
+        hist.len(),
+        cpu * 1e6 / paced,
+        client_busy * 100.0
     );
     Ok(())
 }

@@ -438,6 +438,29 @@ async fn cut_ends_the_stream_without_message_stop_and_bills_what_was_generated()
     m.stop().await;
 }
 
+/// At zero latency tokens leave in batches (one write for many events); a cut must still
+/// deliver every token before it, and bill exactly those.
+#[tokio::test]
+async fn cut_at_zero_latency_delivers_and_bills_every_token_before_it() {
+    let m = Mock::start(MockConfig {
+        seed: 1,
+        profile: Profile::zero_latency(),
+    })
+    .await;
+    m.post("/mock/faults", &[], &json!({"cut_after_tokens": 1500}))
+        .await;
+    let body = anthropic(user("x [dz tokens=2000]"), true);
+    let headers = [("x-dropzero-session", "z")];
+    let (events, clean) = sse(m.post("/v1/messages", &headers, &body).await).await;
+    assert!(!clean, "a cut is an abrupt close, not a clean end");
+    assert_eq!(text_deltas(&events).len(), 1500);
+    m.idle().await;
+    let row = m.get("/mock/ledger").await["sessions"]["z"].clone();
+    assert_eq!(row["output_tokens"], 1500);
+    assert_eq!(row["cut_responses"], 1);
+    m.stop().await;
+}
+
 #[tokio::test]
 async fn in_stream_error_event_is_sent_as_overloaded_error() {
     let m = Mock::fast().await;

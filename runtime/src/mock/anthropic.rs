@@ -6,10 +6,11 @@
 //! `generate.rs`.
 
 use axum::http::{HeaderMap, StatusCode};
-use bytes::Bytes;
+use bytes::BytesMut;
 use serde_json::{Value, json};
 
 use super::agent::{Conversation, Stop, ToolCall};
+use super::frame::Template;
 use super::generate::Wire;
 use super::server::{ApiError, ErrorKind, Parsed, header};
 use super::text::text_of;
@@ -131,8 +132,18 @@ fn stop_reason(stop: Stop) -> &'static str {
     }
 }
 
-fn event(name: &str, data: &Value) -> Bytes {
-    Bytes::from(format!("event: {name}\ndata: {data}\n\n"))
+fn event(name: &str, data: &Value) -> Vec<u8> {
+    format!("event: {name}\ndata: {data}\n\n").into_bytes()
+}
+
+/// The event for one delta of the content block at `index`; `delta(hole)` is its `delta`.
+fn delta_template(index: usize, delta: impl FnOnce(&str) -> Value) -> Template {
+    Template::new(|hole| {
+        event(
+            "content_block_delta",
+            &json!({"type": "content_block_delta", "index": index, "delta": delta(hole)}),
+        )
+    })
 }
 
 /// The streaming event sequence.
@@ -144,6 +155,9 @@ pub struct Stream {
     /// Index of the content block currently open, and how many blocks were opened.
     open: Option<usize>,
     blocks: usize,
+    /// Delta events of the open block, rendered once per block (see `frame`).
+    text_delta: Option<Template>,
+    json_delta: Option<Template>,
 }
 
 impl Stream {
@@ -154,81 +168,83 @@ impl Stream {
             input_tokens,
             open: None,
             blocks: 0,
+            text_delta: None,
+            json_delta: None,
         }
     }
 
-    fn close(&mut self) -> String {
-        match self.open.take() {
-            Some(index) => String::from_utf8_lossy(&event(
+    fn close(&mut self, out: &mut BytesMut) {
+        if let Some(index) = self.open.take() {
+            out.extend_from_slice(&event(
                 "content_block_stop",
                 &json!({"type": "content_block_stop", "index": index}),
-            ))
-            .into_owned(),
-            None => String::new(),
+            ));
         }
     }
 
-    fn open_block(&mut self, block: Value) -> String {
-        let mut out = self.close();
+    fn open_block(&mut self, block: Value, out: &mut BytesMut) {
+        self.close(out);
         let index = self.blocks;
         self.blocks += 1;
         self.open = Some(index);
-        out.push_str(&String::from_utf8_lossy(&event(
+        self.text_delta = None;
+        self.json_delta = None;
+        out.extend_from_slice(&event(
             "content_block_start",
             &json!({"type": "content_block_start", "index": index, "content_block": block}),
-        )));
-        out
+        ));
     }
 
-    fn delta(&self, delta: Value) -> String {
-        let index = self.open.unwrap_or(0);
-        String::from_utf8_lossy(&event(
-            "content_block_delta",
-            &json!({"type": "content_block_delta", "index": index, "delta": delta}),
-        ))
-        .into_owned()
+    fn index(&self) -> usize {
+        self.open.unwrap_or(0)
     }
 }
 
 impl Wire for Stream {
-    fn start(&mut self) -> Option<Bytes> {
+    fn start(&mut self, out: &mut BytesMut) {
         let message = json!({
             "id": self.id, "type": "message", "role": "assistant", "model": self.model,
             "content": [], "stop_reason": null, "stop_sequence": null,
             "usage": {"input_tokens": self.input_tokens, "output_tokens": 0},
         });
-        let mut out = event(
+        out.extend_from_slice(&event(
             "message_start",
             &json!({"type": "message_start", "message": message}),
-        )
-        .to_vec();
+        ));
         out.extend_from_slice(&event("ping", &json!({"type": "ping"})));
-        Some(out.into())
     }
 
-    fn text(&mut self, token: &str) -> Option<Bytes> {
-        let mut out = String::new();
+    fn text(&mut self, token: &str, out: &mut BytesMut) {
         if self.open.is_none() {
-            out = self.open_block(json!({"type": "text", "text": ""}));
+            self.open_block(json!({"type": "text", "text": ""}), out);
         }
-        out.push_str(&self.delta(json!({"type": "text_delta", "text": token})));
-        Some(out.into())
+        let index = self.index();
+        self.text_delta
+            .get_or_insert_with(|| {
+                delta_template(index, |t| json!({"type": "text_delta", "text": t}))
+            })
+            .write(token, out);
     }
 
-    fn tool_start(&mut self, call: &ToolCall) -> Option<Bytes> {
+    fn tool_start(&mut self, call: &ToolCall, out: &mut BytesMut) {
         let block = json!({"type": "tool_use", "id": call.id, "name": call.name, "input": {}});
-        Some(self.open_block(block).into())
+        self.open_block(block, out);
     }
 
-    fn tool_json(&mut self, chunk: &str) -> Option<Bytes> {
-        Some(
-            self.delta(json!({"type": "input_json_delta", "partial_json": chunk}))
-                .into(),
-        )
+    fn tool_json(&mut self, chunk: &str, out: &mut BytesMut) {
+        let index = self.index();
+        self.json_delta
+            .get_or_insert_with(|| {
+                delta_template(
+                    index,
+                    |c| json!({"type": "input_json_delta", "partial_json": c}),
+                )
+            })
+            .write(chunk, out);
     }
 
-    fn finish(&mut self, stop: Stop, output_tokens: u64) -> Bytes {
-        let mut out = self.close().into_bytes();
+    fn finish(&mut self, stop: Stop, output_tokens: u64, out: &mut BytesMut) {
+        self.close(out);
         out.extend_from_slice(&event(
             "message_delta",
             &json!({"type": "message_delta",
@@ -236,12 +252,12 @@ impl Wire for Stream {
                     "usage": {"output_tokens": output_tokens}}),
         ));
         out.extend_from_slice(&event("message_stop", &json!({"type": "message_stop"})));
-        out.into()
     }
 
-    fn stream_error(&mut self) -> Option<Bytes> {
+    fn stream_error(&mut self, out: &mut BytesMut) -> bool {
         let err = ApiError::new(ErrorKind::Overloaded, "Overloaded");
-        Some(event("error", &error_body(&err)))
+        out.extend_from_slice(&event("error", &error_body(&err)));
+        true
     }
 }
 
@@ -268,25 +284,19 @@ impl Whole {
 }
 
 impl Wire for Whole {
-    fn start(&mut self) -> Option<Bytes> {
-        None
-    }
+    fn start(&mut self, _out: &mut BytesMut) {}
 
-    fn text(&mut self, token: &str) -> Option<Bytes> {
+    fn text(&mut self, token: &str, _out: &mut BytesMut) {
         self.text.push_str(token);
-        None
     }
 
-    fn tool_start(&mut self, call: &ToolCall) -> Option<Bytes> {
+    fn tool_start(&mut self, call: &ToolCall, _out: &mut BytesMut) {
         self.tool = Some(call.clone());
-        None
     }
 
-    fn tool_json(&mut self, _chunk: &str) -> Option<Bytes> {
-        None
-    }
+    fn tool_json(&mut self, _chunk: &str, _out: &mut BytesMut) {}
 
-    fn finish(&mut self, stop: Stop, output_tokens: u64) -> Bytes {
+    fn finish(&mut self, stop: Stop, output_tokens: u64, out: &mut BytesMut) {
         let mut content = Vec::new();
         if !self.text.is_empty() {
             content.push(json!({"type": "text", "text": self.text}));
@@ -301,10 +311,10 @@ impl Wire for Whole {
             "content": content, "stop_reason": stop_reason(stop), "stop_sequence": null,
             "usage": {"input_tokens": self.input_tokens, "output_tokens": output_tokens},
         });
-        Bytes::from(body.to_string())
+        out.extend_from_slice(body.to_string().as_bytes());
     }
 
-    fn stream_error(&mut self) -> Option<Bytes> {
-        None
+    fn stream_error(&mut self, _out: &mut BytesMut) -> bool {
+        false
     }
 }

@@ -10,9 +10,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use rand_chacha::ChaCha8Rng;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::Instrument;
 
@@ -22,16 +23,17 @@ use super::latency::load_multiplier;
 use super::ledger::Entry;
 use super::server::State;
 
-/// Turns generation events into an API's bytes. Non-streaming encoders buffer and return
-/// `None` until [`Wire::finish`].
+/// Turns generation events into an API's bytes, appended to `out`. Non-streaming encoders
+/// append nothing until [`Wire::finish`].
 pub trait Wire: Send + 'static {
-    fn start(&mut self) -> Option<Bytes>;
-    fn text(&mut self, token: &str) -> Option<Bytes>;
-    fn tool_start(&mut self, call: &ToolCall) -> Option<Bytes>;
-    fn tool_json(&mut self, chunk: &str) -> Option<Bytes>;
-    fn finish(&mut self, stop: Stop, output_tokens: u64) -> Bytes;
-    /// An in-stream error (the response then ends without its normal ending).
-    fn stream_error(&mut self) -> Option<Bytes>;
+    fn start(&mut self, out: &mut BytesMut);
+    fn text(&mut self, token: &str, out: &mut BytesMut);
+    fn tool_start(&mut self, call: &ToolCall, out: &mut BytesMut);
+    fn tool_json(&mut self, chunk: &str, out: &mut BytesMut);
+    fn finish(&mut self, stop: Stop, output_tokens: u64, out: &mut BytesMut);
+    /// An in-stream error (the response then ends without its normal ending); `false` when
+    /// the format cannot say it mid-way (a whole body), so the response is aborted instead.
+    fn stream_error(&mut self, out: &mut BytesMut) -> bool;
 }
 
 /// The body stream of one response.
@@ -70,14 +72,66 @@ enum Piece<'a> {
     Tool(&'a ToolCall, usize),
 }
 
+/// A batch flushes once it holds this many bytes even if more tokens are due (about 150
+/// Anthropic text events): bounds memory and what is generated ahead of the socket.
+const FLUSH_AT: usize = 16 * 1024;
+
+/// Events generated but not yet handed to the body, and the output tokens among them.
+///
+/// Tokens due at the same instant (every token at zero latency) go out in one body frame —
+/// one write instead of one per token, still one SSE event per token. A token that has to
+/// wait first flushes what is pending, so with any latency each token leaves on its own, as
+/// soon as it is generated. Tokens are billed when their batch is flushed or dropped, so the
+/// ledger still counts every generated token.
+struct Batch<'a> {
+    state: &'a State,
+    session: Option<&'a str>,
+    tx: &'a Tx,
+    buf: BytesMut,
+    tokens: u64,
+}
+
+impl Batch<'_> {
+    fn bill(&mut self) {
+        if self.tokens > 0 {
+            let n = std::mem::take(&mut self.tokens);
+            self.state
+                .ledger
+                .record(self.session, Entry::OutputTokens(n));
+        }
+    }
+
+    /// Bill and send what is pending; `false` when the body is gone or the server stops.
+    async fn flush(&mut self) -> bool {
+        self.bill();
+        if self.buf.is_empty() {
+            return true;
+        }
+        let bytes = self.buf.split().freeze();
+        send(self.state, self.tx, bytes).await
+    }
+}
+
+impl Drop for Batch<'_> {
+    /// A response that stops early (client gone, shutdown) still bills what it generated.
+    fn drop(&mut self) {
+        self.bill();
+    }
+}
+
 async fn produce(state: Arc<State>, mut job: Job, mut wire: Box<dyn Wire>, tx: Tx) {
     state.open.fetch_add(1, Ordering::Relaxed);
     let _open = OpenGuard(state.clone());
-    let session = job.session.as_deref();
     let verdict = job.verdict;
-    if !send(&state, &tx, wire.start()).await {
-        return;
-    }
+    let mut out = Batch {
+        state: &state,
+        session: job.session.as_deref(),
+        tx: &tx,
+        buf: BytesMut::new(),
+        tokens: 0,
+    };
+    let mut due = Instant::now();
+    wire.start(&mut out.buf);
     let reply = &job.reply;
     let pieces = reply.text.iter().map(|t| Piece::Text(t)).chain(
         reply
@@ -88,19 +142,21 @@ async fn produce(state: Arc<State>, mut job: Job, mut wire: Box<dyn Wire>, tx: T
     let mut emitted: u32 = 0;
     for piece in pieces {
         if verdict.cut_after == Some(emitted) {
-            state.ledger.record(session, Entry::Cut);
+            if !out.flush().await {
+                return;
+            }
+            state.ledger.record(out.session, Entry::Cut);
             tracing::info!(tokens = emitted, "fault: cutting the stream");
             abort(&tx, "fault: cut").await;
             return;
         }
         if verdict.stream_error_after == Some(emitted) {
-            state.ledger.record(session, Entry::StreamError);
-            match wire.stream_error() {
-                Some(bytes) => {
-                    let _ = send(&state, &tx, Some(bytes)).await;
-                }
+            state.ledger.record(out.session, Entry::StreamError);
+            if wire.stream_error(&mut out.buf) {
+                let _ = out.flush().await;
+            } else if out.flush().await {
                 // A whole-body response has no way to say it mid-way: abort it.
-                None => abort(&tx, "fault: in-stream error").await,
+                abort(&tx, "fault: in-stream error").await;
             }
             return;
         }
@@ -120,28 +176,46 @@ async fn produce(state: Arc<State>, mut job: Job, mut wire: Box<dyn Wire>, tx: T
             Some((after, stall)) if after == emitted => delay += stall,
             _ => {}
         }
-        if !wait(&state, &tx, delay).await {
+        // Paced from when the previous token was due, not from when it was written: the
+        // mock's own delays (and tokio's 1 ms timer tick, which rounds every deadline the
+        // same way) then do not add up across a stream. A token already due (zero latency,
+        // or the host fell behind) joins the pending batch instead of waiting.
+        let waits = !delay.is_zero() && {
+            due = due.checked_add(delay).unwrap_or(due);
+            due > Instant::now()
+        };
+        let go_on = if waits {
+            out.flush().await && wait(&state, &tx, due).await
+        } else {
+            alive(&state, &tx).await
+        };
+        if !go_on {
             return;
         }
-        state.ledger.record(session, Entry::OutputToken);
+        out.tokens += 1;
         emitted += 1;
-        let bytes = match piece {
-            Piece::Text(t) => wire.text(t),
+        match piece {
+            Piece::Text(t) => wire.text(t, &mut out.buf),
             Piece::Tool(call, i) => {
-                let start = if i == 0 { wire.tool_start(call) } else { None };
-                let json = call.input_chunks.get(i).and_then(|c| wire.tool_json(c));
-                match (start, json) {
-                    (Some(a), Some(b)) => Some([a, b].concat().into()),
-                    (a, b) => a.or(b),
+                if i == 0 {
+                    wire.tool_start(call, &mut out.buf);
+                }
+                if let Some(chunk) = call.input_chunks.get(i) {
+                    wire.tool_json(chunk, &mut out.buf);
                 }
             }
-        };
-        if !send(&state, &tx, bytes).await {
-            return;
+        }
+        if out.buf.len() >= FLUSH_AT {
+            if !out.flush().await {
+                return;
+            }
+            // Tokens are coming back to back: size the next batch at once rather than
+            // growing it by doubling (paced streams keep their small buffer).
+            out.buf.reserve(FLUSH_AT + FLUSH_AT / 4);
         }
     }
-    let end = wire.finish(reply.stop, u64::from(emitted));
-    let _ = send(&state, &tx, Some(end)).await;
+    wire.finish(reply.stop, u64::from(emitted), &mut out.buf);
+    let _ = out.flush().await;
 }
 
 /// The server is stopping: end this response as a broken connection (it is one), without
@@ -170,17 +244,19 @@ async fn abort(tx: &Tx, why: &'static str) {
     let _ = tx.send(Err(err)).await;
 }
 
-/// Sleep `delay` unless the client leaves or the server shuts down first (then `false`).
-async fn wait(state: &State, tx: &Tx, delay: Duration) -> bool {
-    if delay.is_zero() {
-        if state.shutdown.is_cancelled() {
-            shut_down(tx).await;
-            return false;
-        }
-        return !tx.is_closed();
+/// `false` (and the response ends) when the client has left or the server is stopping.
+async fn alive(state: &State, tx: &Tx) -> bool {
+    if state.shutdown.is_cancelled() {
+        shut_down(tx).await;
+        return false;
     }
+    !tx.is_closed()
+}
+
+/// Sleep until `due` unless the client leaves or the server shuts down first (then `false`).
+async fn wait(state: &State, tx: &Tx, due: Instant) -> bool {
     tokio::select! {
-        _ = tokio::time::sleep(delay) => true,
+        _ = tokio::time::sleep_until(due) => true,
         _ = tx.closed() => false,
         _ = state.shutdown.cancelled() => {
             shut_down(tx).await;
@@ -189,11 +265,8 @@ async fn wait(state: &State, tx: &Tx, delay: Duration) -> bool {
     }
 }
 
-/// Send bytes (if any); `false` when the body is gone or the server shuts down.
-async fn send(state: &State, tx: &Tx, bytes: Option<Bytes>) -> bool {
-    let Some(bytes) = bytes else {
-        return true;
-    };
+/// Send bytes; `false` when the body is gone or the server shuts down.
+async fn send(state: &State, tx: &Tx, bytes: Bytes) -> bool {
     tokio::select! {
         r = tx.send(Ok(bytes)) => r.is_ok(),
         _ = state.shutdown.cancelled() => {

@@ -1,7 +1,7 @@
 //! The billing ledger: the provider-side truth of what was requested and generated, in total
 //! and per session, priced from the profile.
 //!
-//! Tokens are added one at a time *as they are generated*, so a stream cut by a fault or
+//! Tokens are added *as they are generated*, so a stream cut by a fault or
 //! abandoned by its client is billed for exactly what was produced. This file knows nothing
 //! about HTTP or wire formats.
 
@@ -47,8 +47,8 @@ pub enum Entry {
     Request { input_tokens: u64 },
     /// A request refused with an error status (billed nothing).
     Refused,
-    /// One generated output token.
-    OutputToken,
+    /// Output tokens just generated (billed in batches of those generated at one instant).
+    OutputTokens(u64),
     /// A response ended by an injected error after it started.
     StreamError,
     /// A response cut mid-stream by a fault.
@@ -126,7 +126,7 @@ fn apply(c: &mut Counts, entry: Entry) {
             c.requests += 1;
             c.errors += 1;
         }
-        Entry::OutputToken => c.output_tokens += 1,
+        Entry::OutputTokens(n) => c.output_tokens += n,
         Entry::StreamError => c.errors += 1,
         Entry::Cut => c.cut_responses += 1,
     }
@@ -143,8 +143,8 @@ mod tests {
             output_per_mtok: 15.0,
         });
         ledger.record(Some("a"), Entry::Request { input_tokens: 1000 });
-        for _ in 0..100 {
-            ledger.record(Some("a"), Entry::OutputToken);
+        for _ in 0..10 {
+            ledger.record(Some("a"), Entry::OutputTokens(10));
         }
         ledger.record(None, Entry::Refused);
         ledger.record(Some("a"), Entry::Cut);

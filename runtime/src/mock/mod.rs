@@ -13,6 +13,7 @@
 //! - `agent`: plain / planner / worker / runaway replies.
 //! - [`faults`]: fault windows and the per-request draw.
 //! - [`ledger`]: billed tokens in total and per session.
+//! - `frame`: pre-serialised per-token events.
 //! - `generate`: paces a reply, applies faults, bills tokens as generated.
 //! - `anthropic`, `openai`: the wire formats.
 //! - `server`: routes and the request flow.
@@ -36,6 +37,7 @@
 mod agent;
 mod anthropic;
 pub mod faults;
+mod frame;
 mod generate;
 mod latency;
 pub mod ledger;

@@ -6,10 +6,11 @@
 //! Behaviour lives in `agent.rs` and timing in `generate.rs`.
 
 use axum::http::{HeaderMap, StatusCode};
-use bytes::Bytes;
+use bytes::BytesMut;
 use serde_json::{Value, json};
 
 use super::agent::{Conversation, Stop, ToolCall};
+use super::frame::Template;
 use super::generate::Wire;
 use super::server::{ApiError, ErrorKind, Parsed, header};
 use super::text::text_of;
@@ -138,10 +139,36 @@ pub struct Stream {
     pub created: u64,
     pub input_tokens: u64,
     pub include_usage: bool,
+    /// Text and tool-argument chunks, rendered once (see `frame`).
+    text_delta: Template,
+    json_delta: Template,
 }
 
 impl Stream {
-    fn chunk(&self, choices: Value, usage: Value) -> Bytes {
+    pub fn new(
+        id: String,
+        model: String,
+        created: u64,
+        input_tokens: u64,
+        include_usage: bool,
+    ) -> Stream {
+        let mut s = Stream {
+            id,
+            model,
+            created,
+            input_tokens,
+            include_usage,
+            text_delta: Template::default(),
+            json_delta: Template::default(),
+        };
+        s.text_delta = Template::new(|t| s.delta(json!({"content": t})));
+        s.json_delta = Template::new(|c| {
+            s.delta(json!({"tool_calls": [{"index": 0, "function": {"arguments": c}}]}))
+        });
+        s
+    }
+
+    fn chunk(&self, choices: Value, usage: Value) -> Vec<u8> {
         let mut c = json!({
             "id": self.id, "object": "chat.completion.chunk", "created": self.created,
             "model": self.model, "system_fingerprint": null, "choices": choices,
@@ -149,10 +176,10 @@ impl Stream {
         if self.include_usage {
             c["usage"] = usage;
         }
-        Bytes::from(format!("data: {c}\n\n"))
+        format!("data: {c}\n\n").into_bytes()
     }
 
-    fn delta(&self, delta: Value) -> Bytes {
+    fn delta(&self, delta: Value) -> Vec<u8> {
         self.chunk(
             json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": null}]),
             Value::Null,
@@ -161,42 +188,40 @@ impl Stream {
 }
 
 impl Wire for Stream {
-    fn start(&mut self) -> Option<Bytes> {
-        Some(self.delta(json!({"role": "assistant", "content": ""})))
+    fn start(&mut self, out: &mut BytesMut) {
+        out.extend_from_slice(&self.delta(json!({"role": "assistant", "content": ""})));
     }
 
-    fn text(&mut self, token: &str) -> Option<Bytes> {
-        Some(self.delta(json!({"content": token})))
+    fn text(&mut self, token: &str, out: &mut BytesMut) {
+        self.text_delta.write(token, out);
     }
 
-    fn tool_start(&mut self, call: &ToolCall) -> Option<Bytes> {
-        Some(self.delta(
+    fn tool_start(&mut self, call: &ToolCall, out: &mut BytesMut) {
+        out.extend_from_slice(&self.delta(
             json!({"tool_calls": [{"index": 0, "id": call.id, "type": "function",
             "function": {"name": call.name, "arguments": ""}}]}),
-        ))
+        ));
     }
 
-    fn tool_json(&mut self, chunk: &str) -> Option<Bytes> {
-        Some(self.delta(json!({"tool_calls": [{"index": 0, "function": {"arguments": chunk}}]})))
+    fn tool_json(&mut self, chunk: &str, out: &mut BytesMut) {
+        self.json_delta.write(chunk, out);
     }
 
-    fn finish(&mut self, stop: Stop, output_tokens: u64) -> Bytes {
-        let mut out = self
-            .chunk(
-                json!([{"index": 0, "delta": {}, "logprobs": null, "finish_reason": finish_reason(stop)}]),
-                Value::Null,
-            )
-            .to_vec();
+    fn finish(&mut self, stop: Stop, output_tokens: u64, out: &mut BytesMut) {
+        out.extend_from_slice(&self.chunk(
+            json!([{"index": 0, "delta": {}, "logprobs": null, "finish_reason": finish_reason(stop)}]),
+            Value::Null,
+        ));
         if self.include_usage {
             out.extend_from_slice(&self.chunk(json!([]), usage(self.input_tokens, output_tokens)));
         }
         out.extend_from_slice(b"data: [DONE]\n\n");
-        out.into()
     }
 
-    fn stream_error(&mut self) -> Option<Bytes> {
+    fn stream_error(&mut self, out: &mut BytesMut) -> bool {
         let err = ApiError::new(ErrorKind::Overloaded, "Overloaded");
-        Some(Bytes::from(format!("data: {}\n\n", error_body(&err))))
+        out.extend_from_slice(format!("data: {}\n\n", error_body(&err)).as_bytes());
+        true
     }
 }
 
@@ -212,25 +237,19 @@ pub struct Whole {
 }
 
 impl Wire for Whole {
-    fn start(&mut self) -> Option<Bytes> {
-        None
-    }
+    fn start(&mut self, _out: &mut BytesMut) {}
 
-    fn text(&mut self, token: &str) -> Option<Bytes> {
+    fn text(&mut self, token: &str, _out: &mut BytesMut) {
         self.text.push_str(token);
-        None
     }
 
-    fn tool_start(&mut self, call: &ToolCall) -> Option<Bytes> {
+    fn tool_start(&mut self, call: &ToolCall, _out: &mut BytesMut) {
         self.tool = Some(call.clone());
-        None
     }
 
-    fn tool_json(&mut self, _chunk: &str) -> Option<Bytes> {
-        None
-    }
+    fn tool_json(&mut self, _chunk: &str, _out: &mut BytesMut) {}
 
-    fn finish(&mut self, stop: Stop, output_tokens: u64) -> Bytes {
+    fn finish(&mut self, stop: Stop, output_tokens: u64, out: &mut BytesMut) {
         let mut message = json!({"role": "assistant", "content": self.text, "refusal": null});
         if let Some(call) = &self.tool {
             message["tool_calls"] = json!([{"id": call.id, "type": "function",
@@ -243,10 +262,10 @@ impl Wire for Whole {
                          "finish_reason": finish_reason(stop)}],
             "usage": usage(self.input_tokens, output_tokens),
         });
-        Bytes::from(body.to_string())
+        out.extend_from_slice(body.to_string().as_bytes());
     }
 
-    fn stream_error(&mut self) -> Option<Bytes> {
-        None
+    fn stream_error(&mut self, _out: &mut BytesMut) -> bool {
+        false
     }
 }

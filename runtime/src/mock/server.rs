@@ -255,13 +255,13 @@ fn llm(state: Arc<State>, api: Api, headers: &HeaderMap, body: &[u8]) -> Respons
             model,
             input_tokens,
         )),
-        (Api::OpenAi, true) => Box::new(openai::Stream {
-            id: format!("chatcmpl-{n:024x}"),
+        (Api::OpenAi, true) => Box::new(openai::Stream::new(
+            format!("chatcmpl-{n:024x}"),
             model,
             created,
             input_tokens,
-            include_usage: parsed.include_usage,
-        }),
+            parsed.include_usage,
+        )),
         (Api::OpenAi, false) => Box::new(openai::Whole {
             id: format!("chatcmpl-{n:024x}"),
             model,

@@ -118,7 +118,14 @@ pub fn rng(content_seed: u64, salt: u64) -> ChaCha8Rng {
 /// `n` tokens, each a vocabulary word with a leading space.
 pub fn words(rng: &mut impl Rng, n: usize) -> Vec<String> {
     (0..n)
-        .map(|_| format!(" {}", VOCAB[rng.random_range(0..VOCAB.len())]))
+        .map(|_| {
+            // Not `format!`: this runs once per generated token.
+            let word = VOCAB[rng.random_range(0..VOCAB.len())];
+            let mut token = String::with_capacity(1 + word.len());
+            token.push(' ');
+            token.push_str(word);
+            token
+        })
         .collect()
 }
 
