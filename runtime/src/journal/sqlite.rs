@@ -28,9 +28,15 @@ use super::{Claimed, Created, Journal, JournalError, JournalResult};
 use crate::session::{Budget, EventRecord, SessionRecord, SessionStatus, Usage};
 
 /// The schema; `CREATE … IF NOT EXISTS` so every replica may run it at start-up.
+///
+/// Events are keyed by the session's integer `sid`, not its 36-character id: a batch dirties
+/// about one B-tree leaf per session in it and writes each dirty leaf whole to the WAL, so
+/// the smaller the rows, the more sessions share a leaf and the fewer pages a commit writes.
+/// `AUTOINCREMENT` so a sid is never reused for another session's events.
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS sessions (
-    session_id          TEXT PRIMARY KEY,
+    sid                 INTEGER PRIMARY KEY AUTOINCREMENT,
+    session_id          TEXT NOT NULL UNIQUE,
     resume_token        TEXT NOT NULL,
     idempotency_key     TEXT UNIQUE,
     query               TEXT NOT NULL,
@@ -44,16 +50,23 @@ CREATE TABLE IF NOT EXISTS sessions (
     usage               TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS events (
-    session_id TEXT NOT NULL,
-    seq        INTEGER NOT NULL,
-    kind       TEXT NOT NULL,
-    data       TEXT NOT NULL,
-    PRIMARY KEY (session_id, seq)
+    sid  INTEGER NOT NULL,
+    seq  INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (sid, seq)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS sessions_running_owner ON sessions (owner) WHERE status = 'running';
 CREATE INDEX IF NOT EXISTS sessions_running_lease
     ON sessions (lease_expires_at_ms) WHERE status = 'running';
 ";
+
+/// The `sid` of session `?1`, as a scalar subquery (NULL for an unknown session).
+macro_rules! sid_of {
+    () => {
+        "(SELECT sid FROM sessions WHERE session_id = ?1)"
+    };
+}
 
 /// The longest the writer waits after the first queued write for more to join its batch.
 pub const DEFAULT_LINGER: Duration = Duration::from_millis(2);
@@ -128,6 +141,30 @@ fn open_connection(path: &Path) -> JournalResult<Connection> {
     Ok(conn)
 }
 
+/// Files written before events were keyed by `sid` cannot be read by this code: say so
+/// instead of failing on the first append. (The journal holds in-flight sessions, not
+/// archives, so such a file is retired rather than migrated.)
+fn refuse_old_schema(conn: &Connection, path: &Path) -> JournalResult<()> {
+    let has_sid: bool = conn
+        .query_row(
+            "SELECT COUNT(*) > 0 FROM pragma_table_info('events') WHERE name = 'sid'",
+            [],
+            |row| row.get(0),
+        )
+        .map_err(sql("schema check"))?;
+    if has_sid {
+        return Ok(());
+    }
+    Err(JournalError::Corrupt {
+        session_id: String::new(),
+        message: format!(
+            "{} has the old journal schema (events keyed by session_id text); \
+             start this version on a fresh journal file",
+            path.display()
+        ),
+    })
+}
+
 impl SqliteJournal {
     /// Open (creating if needed) the journal at `path` with the default group-commit linger.
     pub fn open(path: impl AsRef<Path>) -> JournalResult<SqliteJournal> {
@@ -145,6 +182,7 @@ impl SqliteJournal {
         conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)
             .map_err(sql("wal_autocheckpoint"))?;
         conn.execute_batch(SCHEMA).map_err(sql("schema"))?;
+        refuse_old_schema(&conn, &path)?;
         let checkpoints = open_connection(&path)?;
         let (tx, rx) = mpsc::channel();
         let (committed, commits) = mpsc::sync_channel(1);
@@ -432,19 +470,29 @@ fn create(conn: &Connection, record: SessionRecord) -> JournalResult<Created> {
 }
 
 fn append(conn: &Connection, event: &EventRecord) -> JournalResult<()> {
-    conn.prepare_cached("INSERT INTO events (session_id, seq, kind, data) VALUES (?1, ?2, ?3, ?4)")
-        .and_then(|mut stmt| {
-            stmt.execute(params![event.session_id, event.seq, event.kind, event.data])
-        })
-        .map(|_| ())
-        .map_err(|e| match e.sqlite_error_code() {
-            // The primary key (session_id, seq): another writer holds this seq.
-            Some(rusqlite::ErrorCode::ConstraintViolation) => JournalError::SeqTaken {
+    conn.prepare_cached(concat!(
+        "INSERT INTO events (sid, seq, kind, data) VALUES (",
+        sid_of!(),
+        ", ?2, ?3, ?4)"
+    ))
+    .and_then(|mut stmt| stmt.execute(params![event.session_id, event.seq, event.kind, event.data]))
+    .map(|_| ())
+    .map_err(|e| match e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_NOTNULL =>
+        {
+            // `sid` came out NULL: no such session.
+            JournalError::UnknownSession(event.session_id.clone())
+        }
+        // The primary key (sid, seq): another writer holds this seq.
+        _ if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {
+            JournalError::SeqTaken {
                 session_id: event.session_id.clone(),
                 seq: event.seq,
-            },
-            _ => sql("append event")(e),
-        })
+            }
+        }
+        _ => sql("append event")(e),
+    })
 }
 
 /// Take a running session over if its lease is free. Runs inside the writer's
@@ -588,10 +636,11 @@ impl Journal for SqliteJournal {
     ) -> BoxFuture<'static, JournalResult<Vec<EventRecord>>> {
         self.read(move |conn| {
             let mut stmt = conn
-                .prepare_cached(
-                    "SELECT seq, kind, data FROM events WHERE session_id = ?1 AND seq > ?2
-                     ORDER BY seq LIMIT ?3",
-                )
+                .prepare_cached(concat!(
+                    "SELECT seq, kind, data FROM events WHERE sid = ",
+                    sid_of!(),
+                    " AND seq > ?2 ORDER BY seq LIMIT ?3"
+                ))
                 .map_err(sql("prepare read_after"))?;
             let rows = stmt
                 .query_map(params![session_id, after, limit as i64], |row| {
@@ -611,7 +660,10 @@ impl Journal for SqliteJournal {
     fn last_seq(&self, session_id: String) -> BoxFuture<'static, JournalResult<u64>> {
         self.read(move |conn| {
             conn.query_row(
-                "SELECT COALESCE(MAX(seq), 0) FROM events WHERE session_id = ?1",
+                concat!(
+                    "SELECT COALESCE(MAX(seq), 0) FROM events WHERE sid = ",
+                    sid_of!()
+                ),
                 params![session_id],
                 |row| row.get::<_, i64>(0),
             )
