@@ -7,7 +7,7 @@
 //! makes "journaled before any client sees it" hold. `busy_timeout` covers the moments when
 //! another process holds the write lock. `synchronous = NORMAL` survives a process crash
 //! (our fault model: kill, OOM), not a power cut. A third thread checkpoints the WAL into
-//! the database so that no append waits for the copy (see [`CHECKPOINT_EVERY`]).
+//! the database so that no append waits for the copy (see `CHECKPOINT_EVERY`).
 //!
 //! Not for notification: other processes learn of new rows by polling `read_after`.
 
