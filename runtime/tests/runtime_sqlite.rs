@@ -110,3 +110,38 @@ async fn appends_are_ordered_durable_and_survive_reopen() {
         Some("r1")
     );
 }
+
+#[tokio::test]
+async fn an_append_for_an_unknown_session_is_refused_as_unknown() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = open(&dir.path().join("journal.db"));
+    let err = journal
+        .append(EventRecord {
+            session_id: "nobody".into(),
+            seq: 1,
+            kind: "token".into(),
+            data: "{}".into(),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, dropzero_runtime::journal::JournalError::UnknownSession(id) if id == "nobody"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_file_with_the_old_schema_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE events (session_id TEXT NOT NULL, seq INTEGER NOT NULL,
+                 kind TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (session_id, seq))
+                 WITHOUT ROWID;",
+        )
+        .unwrap();
+    let err = SqliteJournal::open(&path).unwrap_err().to_string();
+    assert!(err.contains("old journal schema"), "{err}");
+}
