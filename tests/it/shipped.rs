@@ -178,6 +178,13 @@ fn soak_kills_passes() {
         (100, 100),
         "{series}"
     );
+    // The series' drain account, summed over its stops (what `report.md`'s one row shows).
+    assert_eq!(count(&series["sigkilled"]), 100, "{series}");
+    assert_eq!(series["how"], serde_json::json!(["sigkill"]), "{series}");
+    assert!(
+        series["last_ended_s"].as_f64() >= series["last_at_s"].as_f64(),
+        "{series}"
+    );
     assert_eq!(count(&report["sessions"]["dropped"]), 0, "{}", run.log);
     for field in ["lost", "duplicated", "content_mismatches"] {
         assert_eq!(count(&report["events"][field]), 0, "{field}");
