@@ -113,6 +113,7 @@ pub fn build(i: Inputs<'_>) -> r::Report {
             peak_rate_per_s: peak_rate,
             duration_s: plan.duration.as_secs_f64(),
             late_starts: m.load.late_starts,
+            goose: m.load.goose.as_ref().map(goose_info),
         },
         gates: Vec::new(),
         sessions: session_counts(c),
@@ -532,5 +533,36 @@ mod tests {
             s.completed + s.dropped + s.failed + s.cancelled + s.budget_exceeded,
             s.started
         );
+    }
+}
+
+/// Goose's summary as the report carries it, rows sorted by name.
+fn goose_info(g: &crate::load::goose::GooseSummary) -> r::GooseInfo {
+    let mut requests: Vec<r::GooseRequestRow> = g
+        .requests
+        .iter()
+        .map(|q| r::GooseRequestRow {
+            method: q.method.clone(),
+            name: q.name.clone(),
+            success: q.success,
+            fail: q.fail,
+            mean_ms: q.mean_ms,
+            p50_ms: q.p50_ms,
+            p99_ms: q.p99_ms,
+            max_ms: q.max_ms,
+            status_codes: q
+                .status_codes
+                .iter()
+                .map(|(code, n)| (code.to_string(), *n))
+                .collect(),
+        })
+        .collect();
+    requests.sort_by(|a, b| a.name.cmp(&b.name));
+    r::GooseInfo {
+        maximum_users: g.maximum_users,
+        total_users: g.total_users,
+        sessions: g.sessions,
+        html_report: g.html_report.clone(),
+        requests,
     }
 }

@@ -596,15 +596,23 @@ fn print_capacity(report: &dropzero_reports::CapacityReport, dir: &std::path::Pa
 
 /// A token cancelled by the first SIGTERM or SIGINT. A second signal exits at once, so an
 /// operator is never stuck behind a drain they did not want.
+///
+/// SIGINT goes through `ctrlc`, installed here before anything else runs: goose (closed
+/// users) installs a `ctrlc` handler when an attack starts, which would otherwise replace
+/// this one. The first `ctrlc` handler of a process wins, so goose's is refused and Ctrl-C
+/// stays ours (goose stops its users through the run, see `load::goose`).
 fn shutdown_on_signal() -> CancellationToken {
     use tokio::signal::unix::{SignalKind, signal};
     let token = CancellationToken::new();
     let fired = token.clone();
+    let (int_tx, mut int) = tokio::sync::mpsc::unbounded_channel();
+    if let Err(e) = ctrlc::set_handler(move || {
+        let _ = int_tx.send(());
+    }) {
+        tracing::error!(error = %e, "cannot install the Ctrl-C handler");
+    }
     tokio::spawn(async move {
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
+        let Ok(mut term) = signal(SignalKind::terminate()) else {
             tracing::error!("cannot install signal handlers; shutdown only by kill");
             return;
         };

@@ -103,8 +103,9 @@ impl<S: tracing::Subscriber> Layer<S> for CountWarnings {
     }
 }
 
-/// The file layer's level unless `RUST_LOG` says otherwise.
-const FILE_LEVEL: &str = "info";
+/// The file layer's level unless `RUST_LOG` says otherwise. Goose (closed users) logs two
+/// lines per user at info; its warnings are kept.
+const FILE_LEVEL: &str = "info,goose=warn";
 
 /// Logs for a command that has a run directory: JSON to the file (`RUST_LOG` or info), and
 /// live on stderr only when asked (`verbose` ≥ 1, or `RUST_LOG` set).
@@ -121,7 +122,7 @@ pub fn init_run_logs(verbose: u8) {
     let live_level = match verbose {
         0 if from_env => None,
         0 => Some("off"),
-        1 => Some("info"),
+        1 => Some("info,goose=warn"),
         2 => Some("debug"),
         _ => Some("trace"),
     };

@@ -134,6 +134,9 @@ pub struct Measured {
     pub started_wall: std::time::SystemTime,
 }
 
+/// Goose's own HTML report of the closed users, beside ours in the run directory.
+pub const GOOSE_REPORT: &str = "goose.html";
+
 /// Run `plan`'s load (and its fault timeline) against a started `target` for the plan's
 /// duration, with live progress; in-flight sessions get [`target_setup::end_grace`] to finish.
 /// `dropzero capacity` calls this once per step.
@@ -185,17 +188,15 @@ pub async fn drive(
                     };
                     Counters::add(&collector.counters.started, 1);
                     collector.counters.active.fetch_add(1, Ordering::Relaxed);
-                    let mut recorder = Recorder {
-                        collector: collector.clone(),
-                        key: plan.index,
-                        faults: Some(faults.clone()),
-                    };
+                    let mut recorder =
+                        Recorder::new(collector.clone(), plan.index, Some(faults.clone()));
                     let outcome =
                         session::run_session(&client, &spec, &cfg, &mut recorder, &cancel).await;
                     collector.counters.active.fetch_sub(1, Ordering::Relaxed);
                     let fault = faults.note_session(&outcome, std::time::Instant::now());
                     let record = collector.finish(&plan, &outcome, fault.map(|f| f.0));
                     let _ = records_tx.send(record);
+                    recorder.requests
                 })
             },
         )
@@ -206,8 +207,11 @@ pub async fn drive(
     let model = target_setup::load_model(plan);
     let mix = target_setup::mix_config(plan);
     let load_task = {
-        let (stop_new, hard_stop) = (stop_new.clone(), hard_stop.clone());
-        tokio::spawn(async move { load::drive(&model, &mix, runner, stop_new, hard_stop).await })
+        let tokens = (stop_new.clone(), hard_stop.clone());
+        let goose_report = dir.join(GOOSE_REPORT);
+        tokio::spawn(
+            async move { load::drive(&model, &mix, runner, tokens, Some(&goose_report)).await },
+        )
     };
     tokio::pin!(load_task);
     let faults_done = interrupt.child_token();
@@ -315,6 +319,9 @@ pub async fn drive(
             }
         }
     };
+    if let Some(e) = &summary.error {
+        errors.push(format!("load engine: {e}"));
+    }
     progress.finish(&collector.counters);
     // The replicas' last memory readings, before the target is shut down.
     if let target_setup::AnyTarget::Local(fleet) = target.as_ref() {

@@ -155,6 +155,46 @@ pub struct LoadInfo {
     /// Open model: sessions that started more than the engine's lateness bound after their
     /// scheduled time (the load generator could not keep up). Always 0 for the closed model.
     pub late_starts: u64,
+    /// Closed model: what goose, which drove the users, measured. Absent for the open model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub goose: Option<GooseInfo>,
+}
+
+/// Goose's view of a closed-model run: its users and the HTTP requests of every session
+/// (the session engine's own measurements, recorded into goose as each session ended).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GooseInfo {
+    /// The most users goose ran at once.
+    pub maximum_users: u64,
+    /// Users launched over the run.
+    pub total_users: u64,
+    /// Sessions the users ran (goose transactions).
+    pub sessions: u64,
+    /// Goose's own HTML report, beside this one; `None` when it was not written.
+    pub html_report: Option<String>,
+    /// One row per request name, sorted by name.
+    pub requests: Vec<GooseRequestRow>,
+}
+
+/// One request name as goose aggregated it. Times are to response headers (or the failure).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GooseRequestRow {
+    /// `POST` or `GET`.
+    pub method: String,
+    /// `create session`, `open stream` or `resume stream`.
+    pub name: String,
+    pub success: u64,
+    pub fail: u64,
+    #[serde(serialize_with = "finite::f64")]
+    pub mean_ms: f64,
+    #[serde(serialize_with = "finite::f64")]
+    pub p50_ms: f64,
+    #[serde(serialize_with = "finite::f64")]
+    pub p99_ms: f64,
+    #[serde(serialize_with = "finite::f64")]
+    pub max_ms: f64,
+    /// Status code (as a string, a JSON object key) → requests.
+    pub status_codes: std::collections::BTreeMap<String, u64>,
 }
 
 /// The verdict of one gate. Produced by [`crate::evaluate`], not by hand.

@@ -84,8 +84,8 @@ pub async fn run(plan: &StepPlan, env: &StepEnv<'_>) -> StepResult {
     };
     let runner = runner(&collector, env.client, env.base_url, cfg);
     let driving = {
-        let (stop_new, hard_stop) = (stop_new.clone(), hard_stop.clone());
-        tokio::spawn(async move { load::drive(&model, &mix, runner, stop_new, hard_stop).await })
+        let tokens = (stop_new.clone(), hard_stop.clone());
+        tokio::spawn(async move { load::drive(&model, &mix, runner, tokens, None).await })
     };
 
     let started = Instant::now();
@@ -150,15 +150,12 @@ fn runner(
                 };
                 Counters::add(&collector.counters.started, 1);
                 collector.counters.active.fetch_add(1, Ordering::Relaxed);
-                let mut recorder = Recorder {
-                    collector: collector.clone(),
-                    key: plan.index,
-                    faults: None,
-                };
+                let mut recorder = Recorder::new(collector.clone(), plan.index, None);
                 let outcome =
                     session::run_session(&client, &spec, &cfg, &mut recorder, &cancel).await;
                 collector.counters.active.fetch_sub(1, Ordering::Relaxed);
                 collector.finish(&plan, &outcome, None);
+                recorder.requests
             })
         },
     )

@@ -2,12 +2,13 @@
 //! never looks inside a session.
 //!
 //! - `closed`: a number of users, each running sessions back to back with think time; the
-//!   user count follows the stages (linear ramps, then holds).
+//!   user count follows the stages (linear ramps, then holds). Goose drives them (`goose`).
 //! - `open`: sessions arrive at a rate (Poisson or constant) on a schedule computed from the
 //!   start time alone, so a slow target cannot slow the arrivals down (no coordinated
 //!   omission). Each session carries its *intended* start; a start that lags its schedule by
 //!   more than [`LATE_START`] is counted.
 
+pub mod goose;
 pub mod mix;
 
 use std::future::Future;
@@ -22,6 +23,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::session::HttpRequest;
 use mix::{MixConfig, SessionPlan};
 
 /// A scheduled start later than this counts as a late start.
@@ -55,9 +57,14 @@ pub enum LoadModel {
 }
 
 /// Runs one session to its end. Given the plan, the intended start and a token that the
-/// harness cancels when it must stop at once.
+/// harness cancels when it must stop at once; returns the session's HTTP requests (closed
+/// users report them to goose).
 pub type Runner = Arc<
-    dyn Fn(SessionPlan, Instant, CancellationToken) -> Pin<Box<dyn Future<Output = ()> + Send>>
+    dyn Fn(
+            SessionPlan,
+            Instant,
+            CancellationToken,
+        ) -> Pin<Box<dyn Future<Output = Vec<HttpRequest>> + Send>>
         + Send
         + Sync,
 >;
@@ -67,35 +74,21 @@ pub type Runner = Arc<
 pub struct LoadSummary {
     pub sessions_launched: u64,
     pub late_starts: u64,
-}
-
-/// Value of a piecewise-linear stage schedule at `t` since start: ramps from the previous
-/// stage's level to this stage's, then holds. `None` after the last stage.
-fn level_at(stages: &[(f64, Duration, Duration)], t: Duration) -> Option<f64> {
-    let mut start = Duration::ZERO;
-    let mut previous = 0.0;
-    for &(level, ramp, hold) in stages {
-        if t < start + ramp {
-            let frac = (t - start).as_secs_f64() / ramp.as_secs_f64().max(1e-9);
-            return Some(previous + (level - previous) * frac);
-        }
-        if t < start + ramp + hold {
-            return Some(level);
-        }
-        start += ramp + hold;
-        previous = level;
-    }
-    None
+    /// Closed model: what goose reported.
+    pub goose: Option<goose::GooseSummary>,
+    /// Why the load engine could not run (e.g. goose refused its configuration).
+    pub error: Option<String>,
 }
 
 /// Drive the load until the stages end or `stop_new` fires, then wait for every session in
-/// flight to finish (the caller bounds that wait by cancelling `hard_stop`).
+/// flight to finish (the caller bounds that wait by cancelling `hard_stop`). `goose_report`:
+/// where goose writes its HTML report (closed model).
 pub async fn drive(
     model: &LoadModel,
     mix: &MixConfig,
     runner: Runner,
-    stop_new: CancellationToken,
-    hard_stop: CancellationToken,
+    (stop_new, hard_stop): (CancellationToken, CancellationToken),
+    goose_report: Option<&std::path::Path>,
 ) -> LoadSummary {
     let mut launcher = Launcher {
         mix,
@@ -112,7 +105,21 @@ pub async fn drive(
                 .iter()
                 .map(|s| (f64::from(s.users), s.ramp, s.hold))
                 .collect();
-            launcher.closed(&stages, *think_time).await;
+            let tokens = (launcher.stop_new.clone(), launcher.hard_stop.clone());
+            let next = launcher.next_index.clone();
+            let run = goose::closed(
+                &stages,
+                *think_time,
+                mix,
+                launcher.runner.clone(),
+                next,
+                tokens,
+                goose_report,
+            );
+            match run.await {
+                Ok(goose) => summary.goose = goose,
+                Err(e) => summary.error = Some(e),
+            }
         }
         LoadModel::Open { stages, poisson } => {
             let stages: Vec<_> = stages.iter().map(|s| (s.rate, s.ramp, s.hold)).collect();
@@ -135,56 +142,6 @@ struct Launcher<'a> {
 }
 
 impl Launcher<'_> {
-    /// Users follow the stage levels; each runs sessions back to back with think time.
-    async fn closed(&mut self, stages: &[(f64, Duration, Duration)], think_time: Duration) {
-        let start = Instant::now();
-        // One retire token per user, newest last: scaling down retires the newest users,
-        // each after its current session (a user never abandons a session mid-stream).
-        let mut users: Vec<CancellationToken> = Vec::new();
-        let mut tick = tokio::time::interval(Duration::from_millis(20));
-        loop {
-            tokio::select! {
-                _ = self.stop_new.cancelled() => break,
-                _ = tick.tick() => {}
-            }
-            let Some(level) = level_at(stages, start.elapsed()) else {
-                break;
-            };
-            let wanted = level.round() as usize;
-            while users.len() < wanted {
-                let retire = self.stop_new.child_token();
-                users.push(retire.clone());
-                let (mix, runner, next, hard) = (
-                    self.mix.clone(),
-                    self.runner.clone(),
-                    self.next_index.clone(),
-                    self.hard_stop.clone(),
-                );
-                self.sessions.spawn(async move {
-                    while !retire.is_cancelled() && !hard.is_cancelled() {
-                        let index = next.fetch_add(1, Ordering::Relaxed);
-                        runner(mix::session(&mix, index), Instant::now(), hard.clone()).await;
-                        tokio::select! {
-                            _ = retire.cancelled() => break,
-                            _ = hard.cancelled() => break,
-                            _ = tokio::time::sleep(think_time) => {}
-                        }
-                    }
-                });
-            }
-            while users.len() > wanted {
-                if let Some(user) = users.pop() {
-                    user.cancel();
-                }
-            }
-            // Reap finished users' tasks so the set does not grow.
-            while self.sessions.try_join_next().is_some() {}
-        }
-        for user in users {
-            user.cancel();
-        }
-    }
-
     /// Arrivals on a schedule computed from the start time alone. Returns the late starts.
     ///
     /// The rate varies along the stages, so arrivals are placed by the time-rescaling
@@ -219,8 +176,10 @@ impl Launcher<'_> {
             let index = self.next_index.fetch_add(1, Ordering::Relaxed);
             let plan = mix::session(self.mix, index);
             let (runner, hard) = (self.runner.clone(), self.hard_stop.clone());
-            self.sessions
-                .spawn(async move { runner(plan, intended, hard).await });
+            self.sessions.spawn(async move {
+                // The open model has no goose to report requests to.
+                runner(plan, intended, hard).await;
+            });
             while self.sessions.try_join_next().is_some() {}
         }
         late
@@ -291,19 +250,6 @@ mod tests {
         Duration::from_secs(secs)
     }
 
-    #[test]
-    fn stage_levels_ramp_then_hold() {
-        let stages = [(10.0, s(10), s(10)), (20.0, s(0), s(5)), (0.0, s(10), s(0))];
-        let check =
-            |t: u64, expected: Option<f64>| assert_eq!(level_at(&stages, s(t)), expected, "t={t}");
-        check(0, Some(0.0));
-        check(5, Some(5.0));
-        check(15, Some(10.0));
-        check(20, Some(20.0));
-        check(30, Some(10.0));
-        check(35, None);
-    }
-
     fn mix() -> MixConfig {
         MixConfig {
             seed: 3,
@@ -327,6 +273,7 @@ mod tests {
                 peak.fetch_max(now, Ordering::SeqCst);
                 hard.cancelled().await;
                 in_flight.fetch_sub(1, Ordering::SeqCst);
+                Vec::new()
             })
         })
     }
@@ -350,7 +297,14 @@ mod tests {
             stopper.cancel();
         });
         let runner = stuck_target(in_flight, peak.clone());
-        let summary = drive(&model, &mix(), runner, CancellationToken::new(), hard).await;
+        let summary = drive(
+            &model,
+            &mix(),
+            runner,
+            (CancellationToken::new(), hard),
+            None,
+        )
+        .await;
         // 20/s for 2 s, none waiting for the stuck sessions before it: 39 arrivals fit
         // strictly inside the window (the 40th would land on its end).
         assert_eq!(summary.sessions_launched, 39);
@@ -374,18 +328,13 @@ mod tests {
                 Box::pin(async move {
                     let at = intended.duration_since(start).as_secs_f64();
                     offsets.lock().expect("offsets lock").push(at);
+                    Vec::new()
                 })
             })
         };
         let model = LoadModel::Open { stages, poisson };
-        let summary = drive(
-            &model,
-            &mix(),
-            runner,
-            CancellationToken::new(),
-            CancellationToken::new(),
-        )
-        .await;
+        let tokens = (CancellationToken::new(), CancellationToken::new());
+        let summary = drive(&model, &mix(), runner, tokens, None).await;
         assert_eq!(summary.late_starts, 0, "paused time never lags");
         let offsets = offsets.lock().expect("offsets lock").clone();
         assert_eq!(offsets.len() as u64, summary.sessions_launched);
@@ -466,29 +415,5 @@ mod tests {
         check(6.0, Some(2.5)); // hold at 4/s
         check(11.0, Some(4.0)); // ramp down: 4τ - τ² = 3 → τ = 1
         check(12.0, None); // the end is outside the schedule
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn closed_users_never_exceed_the_stage_level() {
-        let (in_flight, peak) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-        let model = LoadModel::Closed {
-            stages: vec![ClosedStage {
-                users: 3,
-                ramp: Duration::ZERO,
-                hold: s(2),
-            }],
-            think_time: Duration::ZERO,
-        };
-        let hard = CancellationToken::new();
-        let stopper = hard.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(s(3)).await;
-            stopper.cancel();
-        });
-        let runner = stuck_target(in_flight, peak.clone());
-        let summary = drive(&model, &mix(), runner, CancellationToken::new(), hard).await;
-        // Each user waits for its session: a stuck target holds exactly 3 sessions.
-        assert_eq!(summary.sessions_launched, 3);
-        assert_eq!(peak.load(Ordering::SeqCst), 3);
     }
 }

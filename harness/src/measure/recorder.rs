@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::{Collector, Counters, record};
 use crate::load::mix::SessionPlan;
-use crate::session::{InterruptReason, Observer, SessionClass, SessionOutcome};
+use crate::session::{HttpRequest, InterruptReason, Observer, SessionClass, SessionOutcome};
 
 /// Records one session's samples into shard `key` of the collector.
 pub struct Recorder {
@@ -17,9 +17,30 @@ pub struct Recorder {
     pub key: u64,
     /// Resume latencies are also attributed to the fault active when the stream broke.
     pub faults: Option<Arc<crate::faults::FaultLog>>,
+    /// The session's HTTP requests, handed back to the load engine when it ends (closed
+    /// users report them to goose).
+    pub requests: Vec<HttpRequest>,
+}
+
+impl Recorder {
+    pub fn new(
+        collector: Arc<Collector>,
+        key: u64,
+        faults: Option<Arc<crate::faults::FaultLog>>,
+    ) -> Recorder {
+        Recorder {
+            collector,
+            key,
+            faults,
+            requests: Vec::new(),
+        }
+    }
 }
 
 impl Observer for Recorder {
+    fn on_request(&mut self, request: &HttpRequest) {
+        self.requests.push(request.clone());
+    }
     fn on_created(&mut self, latency: Duration) {
         self.collector
             .with_shard(self.key, |h| record(&mut h.create, latency));

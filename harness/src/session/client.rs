@@ -35,7 +35,7 @@ use super::outcome::{
     SessionClass, SessionOutcome, Timings, bounded_detail,
 };
 use super::verify::{DoneStatus, EventKind, Verdict, Verifier};
-use super::{ClientConfig, Observer, SessionSpec};
+use super::{ClientConfig, HttpRequest, Observer, RequestKind, SessionSpec};
 
 /// Run one session end to end; see the module docs of [`crate::session`].
 ///
@@ -146,7 +146,7 @@ impl<O: Observer> Session<'_, O> {
         if let Some(intended) = self.spec.intended_start {
             self.timings.start_lag = self.sent.saturating_duration_since(intended);
         }
-        let created = match create(self.client, self.spec, self.cfg, &self.guard).await {
+        let created = match create(self.client, self.spec, self.cfg, &self.guard, self.obs).await {
             Ok(created) => created,
             Err(class) => return self.finish(None, class),
         };
@@ -213,11 +213,40 @@ impl<O: Observer> Session<'_, O> {
         if let Some(cookies) = &self.cookies {
             req = req.header(header::COOKIE, cookies);
         }
-        let resp = match self
+        let kind = if self.interruption_count == 0 {
+            RequestKind::StreamOpen
+        } else {
+            RequestKind::Resume
+        };
+        let started = Instant::now();
+        let sent = self
             .guard
             .run(timeout(self.cfg.connect_timeout, req.send()))
-            .await
-        {
+            .await;
+        let judged = match &sent {
+            Ok(Ok(Ok(resp))) => Some((
+                resp.status().as_u16(),
+                judge_response(resp.status(), resp.headers()),
+            )),
+            _ => None,
+        };
+        let failure = match (&sent, &judged) {
+            (_, Some((_, Opened::Stream))) => None,
+            (_, Some((_, Opened::Retry(_)))) => Some("refused (retried)"),
+            (_, Some((_, Opened::Fail(_)))) => Some("not accepted"),
+            (Ok(Ok(Err(e))), None) if e.is_redirect() => Some("too many redirects"),
+            (Ok(Ok(Err(_))), None) => Some("connect failed"),
+            _ => Some("timed out"),
+        };
+        if !matches!(sent, Err(Stop::Cancelled)) {
+            self.obs.on_request(&HttpRequest {
+                kind,
+                elapsed: started.elapsed(),
+                status: judged.as_ref().map(|(status, _)| *status),
+                failure,
+            });
+        }
+        let resp = match sent {
             Err(stop) => return StreamEnd::Stop(stop),
             Ok(Err(_)) => return interrupted(InterruptReason::Connect("timeout".into())),
             Ok(Ok(Err(e))) if e.is_redirect() => {
@@ -227,7 +256,7 @@ impl<O: Observer> Session<'_, O> {
             Ok(Ok(Err(e))) => return interrupted(InterruptReason::Connect(describe(&e))),
             Ok(Ok(Ok(resp))) => resp,
         };
-        match judge_response(resp.status(), resp.headers()) {
+        match judged.map_or(Opened::Stream, |(_, opened)| opened) {
             Opened::Stream => {}
             Opened::Retry(reason) => return interrupted(reason),
             Opened::Fail(reason) => {

@@ -15,7 +15,7 @@ use tracing::{debug, warn};
 
 use super::client::{Guard, Stop, base_url, describe};
 use super::outcome::{NotStartedReason, SessionClass, bounded_detail};
-use super::{ClientConfig, SessionSpec};
+use super::{ClientConfig, HttpRequest, Observer, RequestKind, SessionSpec};
 
 /// A create response larger than this is not the protocol's small JSON object.
 const MAX_CREATE_BODY: usize = 64 * 1024;
@@ -51,6 +51,7 @@ pub(super) async fn create(
     spec: &SessionSpec,
     cfg: &ClientConfig,
     guard: &Guard<'_>,
+    obs: &mut impl Observer,
 ) -> Result<Created, SessionClass> {
     let url = format!("{}/v1/sessions", base_url(spec));
     let mut body = serde_json::json!({ "query": spec.query });
@@ -70,8 +71,26 @@ pub(super) async fn create(
         if let Some(key) = &spec.api_key {
             req = req.header("x-api-key", key);
         }
-        let sent = timeout(cfg.connect_timeout, req.send());
-        let wait = match guard.run(sent).await.map_err(not_started)? {
+        let started = std::time::Instant::now();
+        let sent = guard.run(timeout(cfg.connect_timeout, req.send())).await;
+        let answered = match &sent {
+            Ok(Ok(Ok(resp))) => Some(resp.status()),
+            _ => None,
+        };
+        if !matches!(sent, Err(Stop::Cancelled)) {
+            obs.on_request(&HttpRequest {
+                kind: RequestKind::Create,
+                elapsed: started.elapsed(),
+                status: answered.map(|s| s.as_u16()),
+                failure: match (&sent, answered) {
+                    (_, Some(s)) if s.is_success() => None,
+                    (_, Some(_)) => Some("refused"),
+                    (Ok(Ok(Err(_))), None) => Some("connect failed"),
+                    _ => Some("timed out"),
+                },
+            });
+        }
+        let wait = match sent.map_err(not_started)? {
             Ok(Ok(resp)) if resp.status().is_success() => {
                 let cookies = cookies(resp.headers());
                 let read = timeout(cfg.connect_timeout, read_capped(resp, MAX_CREATE_BODY));

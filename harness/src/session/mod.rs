@@ -145,8 +145,52 @@ impl Default for ClientConfig {
     }
 }
 
+/// Which HTTP request of a session an [`HttpRequest`] was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestKind {
+    /// One attempt of `POST /v1/sessions` (a retried create is several).
+    Create,
+    /// The first `GET …/events` of the session.
+    StreamOpen,
+    /// A later `GET …/events` (with `Last-Event-ID` when the browser would send one).
+    Resume,
+}
+
+impl RequestKind {
+    pub fn method(self) -> &'static str {
+        match self {
+            RequestKind::Create => "POST",
+            RequestKind::StreamOpen | RequestKind::Resume => "GET",
+        }
+    }
+
+    /// The name requests of this kind are counted under (goose's request name).
+    pub fn name(self) -> &'static str {
+        match self {
+            RequestKind::Create => "create session",
+            RequestKind::StreamOpen => "open stream",
+            RequestKind::Resume => "resume stream",
+        }
+    }
+}
+
+/// One HTTP exchange of a session: request sent → status line and headers (the body of a
+/// stream is the session's, not the request's), or the failure that stopped it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpRequest {
+    pub kind: RequestKind,
+    pub elapsed: Duration,
+    /// `None` when no response came (connection failure, timeout).
+    pub status: Option<u16>,
+    /// Why it did not succeed: a create that was not `2xx`, a stream a browser would not
+    /// accept, or no response at all. `None` on success.
+    pub failure: Option<&'static str>,
+}
+
 /// Receives measurements as they happen. Every method defaults to doing nothing.
 pub trait Observer {
+    /// An HTTP request of the session got its answer (or failed); see [`HttpRequest`].
+    fn on_request(&mut self, _request: &HttpRequest) {}
     /// First create attempt sent → `2xx` received.
     fn on_created(&mut self, _latency: Duration) {}
     /// First token event, from the intended start and from the first create attempt.

@@ -10,7 +10,9 @@ use std::io::{self, Write};
 
 use crate::error::ReportError;
 use crate::gates::all_passed;
-use crate::model::{AutoscalingReport, LatencySummary, ReasonCount, Report, TimelinePoint};
+use crate::model::{
+    AutoscalingReport, GooseInfo, LatencySummary, ReasonCount, Report, TimelinePoint,
+};
 
 /// Writes `report` as GitHub-flavoured Markdown.
 pub fn render_markdown(report: &Report, out: &mut impl Write) -> Result<(), ReportError> {
@@ -107,6 +109,9 @@ fn write_report(r: &Report, out: &mut impl Write) -> io::Result<()> {
             "\n{} sessions started late: the load generator fell behind its arrival schedule.",
             r.load.late_starts
         )?;
+    }
+    if let Some(g) = &r.load.goose {
+        goose(out, g)?;
     }
     reasons(out, "Drop reasons", &r.drop_reasons)?;
     reasons(out, "Interruption reasons", &r.interruption_reasons)?;
@@ -212,6 +217,54 @@ fn write_report(r: &Report, out: &mut impl Write) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The closed users as goose saw them: its users and each session's HTTP requests.
+fn goose(out: &mut impl Write, g: &GooseInfo) -> io::Result<()> {
+    writeln!(
+        out,
+        "\n### Closed users (goose)\n\n{} users at most, {} launched, {} sessions.{}\n",
+        g.maximum_users,
+        g.total_users,
+        g.sessions,
+        g.html_report
+            .as_deref()
+            .map(|f| format!(" Goose's own report: [{}]({}).", cell(f), cell(f)))
+            .unwrap_or_default()
+    )?;
+    let rows = g.requests.iter().map(|q| {
+        let codes: Vec<String> = q
+            .status_codes
+            .iter()
+            .map(|(code, n)| format!("{}: {n}", cell(code)))
+            .collect();
+        vec![
+            format!("{} {}", cell(&q.method), cell(&q.name)),
+            q.success.to_string(),
+            q.fail.to_string(),
+            format!("{:.1}", q.p50_ms),
+            format!("{:.1}", q.p99_ms),
+            format!("{:.1}", q.max_ms),
+            if codes.is_empty() {
+                "none".into()
+            } else {
+                codes.join(", ")
+            },
+        ]
+    });
+    table(
+        out,
+        &[
+            "Request",
+            "Succeeded",
+            "Failed",
+            "p50 ms",
+            "p99 ms",
+            "Max ms",
+            "Status codes",
+        ],
+        rows,
+    )
 }
 
 fn reasons(out: &mut impl Write, title: &str, reasons: &[ReasonCount]) -> io::Result<()> {
