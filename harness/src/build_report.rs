@@ -507,35 +507,6 @@ pub fn write_histograms(measured: &crate::run::Measured, dir: &Path) -> anyhow::
     .with_context(|| format!("writing the .hgrm files in {}", dir.display()))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn outcomes_sum_to_started_and_resumed_sessions_count_as_completed() {
-        let c = Counters::default();
-        // 10 created: 4 completed cleanly, 3 resumed, 1 dropped, 1 failed, 1 over budget,
-        // and 2 more that never started.
-        for (counter, n) in [
-            (&c.started, 12),
-            (&c.not_started, 2),
-            (&c.completed, 4),
-            (&c.resumed, 3),
-            (&c.dropped, 1),
-            (&c.failed, 1),
-            (&c.budget_exceeded, 1),
-        ] {
-            Counters::add(counter, n);
-        }
-        let s = session_counts(&c);
-        assert_eq!((s.started, s.completed, s.resumed), (10, 7, 3));
-        assert_eq!(
-            s.completed + s.dropped + s.failed + s.cancelled + s.budget_exceeded,
-            s.started
-        );
-    }
-}
-
 /// Goose's summary as the report carries it, rows sorted by name.
 fn goose_info(g: &crate::load::goose::GooseSummary) -> r::GooseInfo {
     let mut requests: Vec<r::GooseRequestRow> = g
@@ -564,5 +535,34 @@ fn goose_info(g: &crate::load::goose::GooseSummary) -> r::GooseInfo {
         sessions: g.sessions,
         html_report: g.html_report.clone(),
         requests,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_sum_to_started_and_resumed_sessions_count_as_completed() {
+        let c = Counters::default();
+        // 10 created: 4 completed cleanly, 3 resumed, 1 dropped, 1 failed, 1 over budget,
+        // and 2 more that never started.
+        for (counter, n) in [
+            (&c.started, 12),
+            (&c.not_started, 2),
+            (&c.completed, 4),
+            (&c.resumed, 3),
+            (&c.dropped, 1),
+            (&c.failed, 1),
+            (&c.budget_exceeded, 1),
+        ] {
+            Counters::add(counter, n);
+        }
+        let s = session_counts(&c);
+        assert_eq!((s.started, s.completed, s.resumed), (10, 7, 3));
+        assert_eq!(
+            s.completed + s.dropped + s.failed + s.cancelled + s.budget_exceeded,
+            s.started
+        );
     }
 }

@@ -18,8 +18,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use dropzero::session::{
-    ClientConfig, DropReason, InterruptReason, NotStartedReason, Observer, ResumePolicy, RetryHint,
-    SessionClass, SessionOutcome, SessionSpec, redirect_policy, run_session,
+    ClientConfig, DropReason, HttpRequest, InterruptReason, NotStartedReason, Observer,
+    RequestKind, ResumePolicy, RetryHint, SessionClass, SessionOutcome, SessionSpec,
+    redirect_policy, run_session,
 };
 use dropzero_sse::{Limits, SseError};
 use serde_json::json;
@@ -265,9 +266,13 @@ struct Recorder {
     events: u64,
     cancel_after: Option<(u64, CancellationToken)>,
     server: Option<Arc<Server>>,
+    requests: Vec<HttpRequest>,
 }
 
 impl Observer for Recorder {
+    fn on_request(&mut self, request: &HttpRequest) {
+        self.requests.push(request.clone());
+    }
     fn on_created(&mut self, _latency: Duration) {
         self.created += 1;
     }
@@ -498,6 +503,36 @@ async fn create_retries_503_with_the_same_idempotency_key() {
     let keys = srv.create_keys.lock().expect("lock").clone();
     assert_eq!(keys, vec![Some("key-1".to_string()); 3]);
     assert_eq!(rec.created, 1);
+    // Every attempt is a request of its own (what goose counts for closed users).
+    let seen: Vec<_> = rec
+        .requests
+        .iter()
+        .map(|r| (r.kind, r.status, r.failure))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (RequestKind::Create, Some(503), Some("refused")),
+            (RequestKind::Create, Some(503), Some("refused")),
+            (RequestKind::Create, Some(201), None),
+            (RequestKind::StreamOpen, Some(200), None),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_resumed_stream_is_its_own_request() {
+    let Run { rec, .. } = run(Script::CutOnce).await;
+    let kinds: Vec<_> = rec.requests.iter().map(|r| (r.kind, r.status)).collect();
+    assert_eq!(
+        kinds,
+        [
+            (RequestKind::Create, Some(201)),
+            (RequestKind::StreamOpen, Some(200)),
+            (RequestKind::Resume, Some(200)),
+        ]
+    );
+    assert!(rec.requests.iter().all(|r| r.failure.is_none()));
 }
 
 #[tokio::test]

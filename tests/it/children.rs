@@ -1,4 +1,5 @@
-//! No child process outlives the harness, even when the harness is SIGKILLed (it gets no
+//! No child process outlives the harness: not after Ctrl-C (the harness stops the load, goose's
+//! users with it, and its fleet), and not even when the harness is SIGKILLed (it gets no
 //! chance to clean up: only the kernel's parent-death signal can save us).
 
 use std::process::{Command, Stdio};
@@ -88,5 +89,78 @@ fn sigkilled_harness_leaves_no_children() {
     assert!(
         survivors.is_empty(),
         "children survived the harness: {survivors:?}"
+    );
+}
+
+#[test]
+fn ctrl_c_stops_the_closed_users_writes_the_report_and_leaves_no_children() {
+    let _fleet = super::support::one_fleet_at_a_time();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scenario = small_scenario(dir.path(), "resilient", "sqlite", "dropped_sessions = 0");
+    let out = dir.path().join("out");
+    let mut harness = Command::new(dropzero_bin())
+        .arg("run")
+        .arg(&scenario)
+        .arg("--out")
+        .arg(&out)
+        .args(["--set", "duration=\"60m\""])
+        .current_dir(repo_root())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("harness starts");
+    let pid = harness.id();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut kids = Vec::new();
+    while Instant::now() < deadline {
+        kids = children_of(pid);
+        if kids.len() >= 3 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(kids.len() >= 3, "fleet started: children {kids:?}");
+    // Let goose's users get sessions going (they ramp over 0.3 s).
+    std::thread::sleep(Duration::from_secs(3));
+    let sent = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("interrupt harness");
+    // Ctrl-C cancels the sessions in flight at once: the harness ends in seconds, not after
+    // the hour the scenario asked for nor the sessions' end grace.
+    let status = loop {
+        if let Some(status) = harness.try_wait().expect("wait") {
+            break status;
+        }
+        if sent.elapsed() > Duration::from_secs(60) {
+            let _ = harness.kill();
+            panic!("the harness did not end within 60 s of Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.code().is_some(), "exited by itself: {status:?}");
+    let survivors: Vec<u32> = kids.into_iter().filter(|&k| alive(k)).collect();
+    assert!(
+        survivors.is_empty(),
+        "children survived Ctrl-C: {survivors:?}"
+    );
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("report.json")).expect("report written"),
+    )
+    .expect("report parses");
+    let errors = report["errors"].to_string();
+    assert!(
+        errors.contains("interrupted"),
+        "the report says so: {errors}"
+    );
+    let started = report["sessions"]["started"].as_u64().unwrap_or(0);
+    assert!(started >= 6, "goose's 6 users ran sessions: {started}");
+    assert_eq!(
+        report["load"]["goose"]["maximum_users"].as_u64(),
+        Some(6),
+        "goose's users are in the report: {}",
+        report["load"]
     );
 }

@@ -233,3 +233,74 @@ fn a_load_plan_that_starts_no_session_exits_2_and_says_why() {
         "the report is still written"
     );
 }
+
+/// Long sessions in flight when the duration ends: goose stops starting sessions, the ones in
+/// flight get the end grace (the session deadline), and the run ends by duration + grace.
+#[test]
+fn a_run_with_long_sessions_in_flight_ends_within_duration_and_grace() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scenario = dir.path().join("long-sessions.toml");
+    // 1.8 s of load; each session asks for ~25–50 tokens from an LLM that gives one a
+    // second (LLM speed is never scaled): none can finish before its deadline of
+    // 3 × p99 (1.2 s) + 4 × TTFT p99 + 10 s ≈ 14 s, which is also the end grace.
+    std::fs::write(
+        &scenario,
+        r#"
+name = "long-sessions"
+description = "sessions far longer than the run"
+seed = 5
+time_scale = 0.01
+duration = "3m"
+
+[target]
+kind = "local"
+replicas = 1
+mode = "resilient"
+journal = "memory"
+
+[load]
+model = "closed"
+stages = [ { users = 4, ramp = "0s", hold = "3m" } ]
+
+[sessions]
+length = { median = "1m", p99 = "2m" }
+tokens_per_second = 40
+
+[llm]
+ttft = { median = "20ms", p99 = "20ms" }
+itl = { median = "1s", p99 = "1s" }
+
+[gates]
+lost_events = 0
+"#,
+    )
+    .expect("write scenario");
+    let out = dir.path().join("out");
+    let started = std::time::Instant::now();
+    let output = run(&scenario, &out, &[]);
+    let wall = started.elapsed();
+    let log = String::from_utf8_lossy(&output.stderr).into_owned();
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("report.json")).expect("report written"),
+    )
+    .expect("report parses");
+    let s = &report["sessions"];
+    // Each of the 4 users ran one session, which outlived the load: no user started another.
+    assert_eq!(s["started"].as_u64(), Some(4), "sessions: {s}\n{log}");
+    assert_eq!(s["completed"].as_u64(), Some(0), "sessions: {s}");
+    // The timeline has a point a second until the run ended: 1.8 s + ~14 s grace.
+    let last = report["timeline"]
+        .as_array()
+        .and_then(|t| t.last())
+        .and_then(|p| p["t_s"].as_f64())
+        .expect("a timeline");
+    assert!(
+        (10.0..=1.8 + 14.4 + 2.0).contains(&last),
+        "the run's load ended at {last:.1} s (duration 1.8 s + grace ≈ 14.3 s)"
+    );
+    assert!(
+        wall < std::time::Duration::from_secs(60),
+        "the command took {wall:?}"
+    );
+    assert_eq!(report["load"]["goose"]["maximum_users"].as_u64(), Some(4));
+}

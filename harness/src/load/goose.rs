@@ -309,7 +309,7 @@ mod tests {
         Arc::new(move |_plan, _intended, hard: CancellationToken| {
             let (trace, in_flight) = (trace.clone(), in_flight.clone());
             Box::pin(async move {
-                let mut note = |delta: i64| {
+                let note = |delta: i64| {
                     let now = if delta > 0 {
                         in_flight.fetch_add(1, Ordering::SeqCst) + 1
                     } else {

@@ -207,3 +207,22 @@ fn markdown_shows_the_autoscaler_reactions_in_wall_and_real_time() {
     assert!(md.contains("### Scale-out reactions"), "{md}");
     assert!(md.contains("| `scale_out` | 3 → 5 |"), "{md}");
 }
+
+#[test]
+fn markdown_shows_goose_users_and_requests_with_status_codes() {
+    let md = markdown(&sample::report());
+    assert!(
+        md.contains("40 users at most, 40 launched, 118 sessions. Goose's own report: [goose.html](goose.html)."),
+        "{md}"
+    );
+    assert!(
+        md.contains("| POST create session | 118 | 2 | 2.4 | 13.7 | 26.1 | 201: 118, 503: 2 |"),
+        "{md}"
+    );
+    let mut open = sample::report();
+    open.load.goose = None;
+    assert!(
+        !markdown(&open).contains("goose"),
+        "no section for the open model"
+    );
+}

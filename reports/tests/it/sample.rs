@@ -31,6 +31,25 @@ pub fn report() -> Report {
             peak_rate_per_s: None,
             duration_s: 60.0,
             late_starts: 0,
+            goose: Some(GooseInfo {
+                maximum_users: 40,
+                total_users: 40,
+                sessions: 118,
+                html_report: Some("goose.html".into()),
+                requests: vec![GooseRequestRow {
+                    method: "POST".into(),
+                    name: "create session".into(),
+                    success: 118,
+                    fail: 2,
+                    mean_ms: 3.1,
+                    p50_ms: 2.4,
+                    p99_ms: 13.7,
+                    max_ms: 26.1,
+                    status_codes: [("201".to_string(), 118), ("503".to_string(), 2)]
+                        .into_iter()
+                        .collect(),
+                }],
+            }),
         },
         gates: Vec::new(),
         sessions: SessionCounts {
