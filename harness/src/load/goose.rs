@@ -195,8 +195,11 @@ async fn one_session(
     hard: CancellationToken,
 ) -> TransactionResult {
     // Goose may start a transaction after the run stopped new work, before it sees the
-    // killswitch: no session then.
+    // killswitch: no session then. The pause matters: a transaction that returns at once
+    // makes goose's user loop spin without yielding, which starves goose's own task (it
+    // checks the killswitch, then tells the users to exit, every 500 ms).
     if stop_new.is_cancelled() || hard.is_cancelled() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
         return Ok(());
     }
     let index = next.fetch_add(1, Ordering::Relaxed);
@@ -429,6 +432,34 @@ mod tests {
             "ended {:?} after the start",
             start.elapsed()
         );
+    }
+
+    /// Ctrl-C cancels both tokens at once, with zero think time: goose must still get to
+    /// tell its users to exit.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_interrupt_ends_goose_at_once() {
+        let _turn = ONE_ATTACK.lock().await;
+        let (start, trace) = (Instant::now(), Trace::default());
+        let interrupt = CancellationToken::new();
+        let fire = interrupt.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(s(1.0)).await;
+            fire.cancel();
+        });
+        let load = closed(
+            vec![stage(6, 0.0, 3600.0)],
+            Duration::ZERO,
+            runner(None, trace.clone(), start),
+            (interrupt.child_token(), interrupt.child_token()),
+        );
+        // Bounded, so a goose that never ends fails the test instead of hanging it.
+        let summary = tokio::time::timeout(s(20.0), load)
+            .await
+            .expect("goose ended after the interrupt");
+        let ended = start.elapsed();
+        assert_eq!(summary.error, None);
+        assert_eq!(summary.sessions_launched, 6);
+        assert!(ended < s(3.0), "goose ended {ended:?} after the start");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
