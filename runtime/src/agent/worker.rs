@@ -268,7 +268,9 @@ async fn one_call(
     turn: &mut Turn,
     usage: &mut (u64, u64),
 ) -> Result<(), CallError> {
-    let mut stream = ctx.llm.stream(request).await?;
+    // Boxed: the request future (~1.3 KB: body, headers, connect) is dead once the response
+    // starts, but inline it would size every step's future for the whole stream.
+    let mut stream = Box::pin(ctx.llm.stream(request)).await?;
     loop {
         let event = match stream.next().await {
             Ok(Some(event)) => event,
