@@ -29,7 +29,8 @@ struct State {
 /// One event as this journal keeps it, rebuilt into an [`EventRecord`] when read. The session
 /// id is the map key and the seq the position, so neither is stored again; the kinds the
 /// runtime emits are not allocated; `data` loses the spare capacity of the `String` it was
-/// built in. A token event then holds about 110 bytes of heap here instead of about 340.
+/// built in. A token event then holds about 100 bytes of heap here instead of about 250
+/// (estimated from the allocation sizes, glibc chunk headers included).
 #[derive(Debug)]
 struct Stored {
     kind: Cow<'static, str>,
