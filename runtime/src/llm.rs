@@ -53,12 +53,18 @@ impl LlmError {
 }
 
 /// One request: the conversation so far and who is asking (for the mock's behaviour and ledger).
+///
+/// It borrows the conversation: a request lives as long as its response streams, and an owned
+/// copy of the messages per call in flight was about 1 KB per step.
 #[derive(Debug, Clone)]
-pub struct LlmRequest {
+pub struct LlmRequest<'a> {
     pub role: &'static str,
-    pub session_id: String,
-    pub messages: Vec<Value>,
-    pub tools: Option<Value>,
+    pub session_id: &'a str,
+    pub messages: &'a [Value],
+    /// Text of this turn already received, sent as a trailing assistant message so the LLM
+    /// continues it (after a cut, or a takeover mid-turn).
+    pub prefill: Option<String>,
+    pub tools: Option<&'a Value>,
     pub max_tokens: u64,
 }
 
@@ -118,15 +124,19 @@ impl LlmClient {
     }
 
     /// Send the request and return the response as a stream of events.
-    pub async fn stream(&self, req: &LlmRequest) -> Result<LlmStream, LlmError> {
+    pub async fn stream(&self, req: &LlmRequest<'_>) -> Result<LlmStream, LlmError> {
+        let mut messages = req.messages.to_vec();
+        if let Some(prefill) = &req.prefill {
+            messages.push(json!({"role": "assistant", "content": prefill}));
+        }
         let mut body = json!({
             "model": self.model,
             "max_tokens": req.max_tokens,
             "stream": true,
-            "messages": req.messages,
+            "messages": messages,
             "metadata": {"user_id": req.session_id},
         });
-        if let Some(tools) = &req.tools {
+        if let Some(tools) = req.tools {
             body["tools"] = tools.clone();
         }
         let mut request = self.http.post(format!("{}/v1/messages", self.base));
@@ -136,7 +146,7 @@ impl LlmClient {
         let response = request
             .header("anthropic-version", "2023-06-01")
             .header("x-dropzero-role", req.role)
-            .header("x-dropzero-session", &req.session_id)
+            .header("x-dropzero-session", req.session_id)
             .json(&body)
             .send()
             .await

@@ -178,18 +178,14 @@ pub async fn call_with_retries(
     // Since when every attempt was refused at connect (the LLM is down).
     let mut unreachable_since: Option<tokio::time::Instant> = None;
     loop {
-        let mut request = LlmRequest {
+        let request = LlmRequest {
             role,
-            session_id: ctx.record.session_id.clone(),
-            messages: messages.to_vec(),
-            tools: tools.clone(),
+            session_id: &ctx.record.session_id,
+            messages,
+            prefill: (!turn.text.is_empty()).then(|| turn.text.clone()),
+            tools: tools.as_ref(),
             max_tokens: MAX_TOKENS,
         };
-        if !turn.text.is_empty() {
-            request
-                .messages
-                .push(json!({"role": "assistant", "content": turn.text}));
-        }
         let mut usage = (0, 0);
         let timeout = ctx.config.step_timeout;
         let call = one_call(ctx, step, emit_tokens, &request, &mut turn, &mut usage);
@@ -264,11 +260,13 @@ async fn one_call(
     ctx: &SessionCtx,
     step: &str,
     emit_tokens: bool,
-    request: &LlmRequest,
+    request: &LlmRequest<'_>,
     turn: &mut Turn,
     usage: &mut (u64, u64),
 ) -> Result<(), CallError> {
-    let mut stream = ctx.llm.stream(request).await?;
+    // Boxed: the request future (~1.3 KB: body, headers, connect) is dead once the response
+    // starts, but inline it would size every step's future for the whole stream.
+    let mut stream = Box::pin(ctx.llm.stream(request)).await?;
     loop {
         let event = match stream.next().await {
             Ok(Some(event)) => event,
