@@ -82,6 +82,11 @@ pub async fn run(opts: RunOptions, interrupt: CancellationToken) -> anyhow::Resu
     // The histogram files first: index.html, written last, links every file.
     build_report::write_histograms(&measured, &dir)?;
     build_report::write_all(&report, &dir)?;
+    if let Some(e) = &measured.load.error {
+        // The load engine itself could not run (goose refused its configuration): a harness
+        // failure (exit 2), named, not "no session started".
+        anyhow::bail!("the load engine failed: {e} (report in {})", dir.display());
+    }
     if measured.load.sessions_launched == 0
         && !interrupt.is_cancelled()
         && measured.halted.is_none()

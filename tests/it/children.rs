@@ -2,7 +2,7 @@
 //! users with it, and its fleet), and not even when the harness is SIGKILLed (it gets no
 //! chance to clean up: only the kernel's parent-death signal can save us).
 
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::support::{dropzero_bin, repo_root, small_scenario};
@@ -48,33 +48,41 @@ fn alive(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
-#[test]
-fn sigkilled_harness_leaves_no_children() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let scenario = small_scenario(dir.path(), "resilient", "sqlite", "dropped_sessions = 0");
-    let mut harness = Command::new(dropzero_bin())
+/// `dropzero run <scenario> --out <out>` with its load held for an hour (the small scenario's
+/// stages alone end after 3.6 s), returned once its fleet is up: the mock LLM and both
+/// replicas (3 children), waited for with a bound.
+fn start_fleet(scenario: &std::path::Path, out: &std::path::Path) -> (Child, Vec<u32>) {
+    let harness = Command::new(dropzero_bin())
         .arg("run")
-        .arg(&scenario)
+        .arg(scenario)
         .arg("--out")
-        .arg(dir.path().join("out"))
+        .arg(out)
         .args(["--set", "duration=\"60m\""])
+        .args(["--set", "load.stages.0.hold=\"59m\""])
         .current_dir(repo_root())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("harness starts");
-    let pid = harness.id();
-    // Wait for the mock LLM and both replicas (3 children), bounded.
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut kids = Vec::new();
     while Instant::now() < deadline {
-        kids = children_of(pid);
+        kids = children_of(harness.id());
         if kids.len() >= 3 {
             break;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(kids.len() >= 3, "fleet started: children {kids:?}");
+    (harness, kids)
+}
+
+#[test]
+fn sigkilled_harness_leaves_no_children() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scenario = small_scenario(dir.path(), "resilient", "sqlite", "dropped_sessions = 0");
+    let (mut harness, kids) = start_fleet(&scenario, &dir.path().join("out"));
+    let pid = harness.id();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid as i32),
         nix::sys::signal::Signal::SIGKILL,
@@ -98,30 +106,16 @@ fn ctrl_c_stops_the_closed_users_writes_the_report_and_leaves_no_children() {
     let dir = tempfile::tempdir().expect("tempdir");
     let scenario = small_scenario(dir.path(), "resilient", "sqlite", "dropped_sessions = 0");
     let out = dir.path().join("out");
-    let mut harness = Command::new(dropzero_bin())
-        .arg("run")
-        .arg(&scenario)
-        .arg("--out")
-        .arg(&out)
-        .args(["--set", "duration=\"60m\""])
-        .current_dir(repo_root())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("harness starts");
+    let (mut harness, kids) = start_fleet(&scenario, &out);
     let pid = harness.id();
+    // Goose's users are running sessions once finished ones reach sessions.jsonl (a line per
+    // finished session, written in buffered blocks; sessions last about a second here).
+    let records = out.join("sessions.jsonl");
     let deadline = Instant::now() + Duration::from_secs(30);
-    let mut kids = Vec::new();
-    while Instant::now() < deadline {
-        kids = children_of(pid);
-        if kids.len() >= 3 {
-            break;
-        }
+    while std::fs::metadata(&records).map_or(true, |m| m.len() == 0) {
+        assert!(Instant::now() < deadline, "no session finished within 30 s");
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(kids.len() >= 3, "fleet started: children {kids:?}");
-    // Let goose's users get sessions going (they ramp over 0.3 s).
-    std::thread::sleep(Duration::from_secs(3));
     let sent = Instant::now();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid as i32),
@@ -154,6 +148,13 @@ fn ctrl_c_stops_the_closed_users_writes_the_report_and_leaves_no_children() {
     assert!(
         errors.contains("interrupted"),
         "the report says so: {errors}"
+    );
+    // The users were mid-session (their load runs for an hour): those sessions were cancelled.
+    let cancelled = report["sessions"]["cancelled"].as_u64().unwrap_or(0);
+    assert!(
+        cancelled >= 1,
+        "sessions in flight were cancelled: {}",
+        report["sessions"]
     );
     let started = report["sessions"]["started"].as_u64().unwrap_or(0);
     assert!(started >= 6, "goose's 6 users ran sessions: {started}");
