@@ -174,7 +174,8 @@ pub struct CalibrateArgs {
     /// Ramp to each step's streams (default: 500 new streams per second, 1 s to 30 s).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub ramp: Option<std::time::Duration>,
-    /// Budget: p99 of |measured ITL − the target's true interval|, in milliseconds.
+    /// Budget: p99 of the harness's own ITL error, |measured ITL − the gap at which the target
+    /// wrote the two tokens|, in milliseconds (the target's lateness is reported beside it).
     #[arg(long, default_value_t = 1.0)]
     pub max_itl_error_ms: f64,
     /// Budget: CPU of the harness process (user + sys, all threads), in cores.

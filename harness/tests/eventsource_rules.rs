@@ -243,13 +243,33 @@ async fn run_with(route: &str, cfg: &ClientConfig) -> Run {
     Run { outcome, requests }
 }
 
-/// Run `route` with the default test config and check the class it ends as.
+/// Run `route` with the default test config and check the class it ends as, with the lean
+/// stream reader and with reqwest reading the streams: both must send the same requests
+/// (route and `Last-Event-ID`) and end the same way.
 async fn check(route: &str, expected: SessionClass) -> Run {
     let run = run_with(route, &config()).await;
     assert_eq!(
         run.outcome.class, expected,
         "route {route}: {:?}",
         run.outcome
+    );
+    let general = ClientConfig {
+        lean_streams: false,
+        ..config()
+    };
+    let other = run_with(route, &general).await;
+    let seen = |r: &Run| {
+        let requests: Vec<_> = r
+            .requests
+            .iter()
+            .map(|q| (q.route.clone(), q.last_event_id.clone()))
+            .collect();
+        (r.outcome.class.clone(), r.outcome.events_received, requests)
+    };
+    assert_eq!(
+        seen(&run),
+        seen(&other),
+        "route {route}: lean vs reqwest reader"
     );
     run
 }

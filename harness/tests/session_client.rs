@@ -322,6 +322,7 @@ fn config() -> ClientConfig {
         },
         create_retries: 3,
         create_retry_after_max: Duration::from_millis(50),
+        lean_streams: true,
     }
 }
 
@@ -357,8 +358,31 @@ async fn run_with(script: Script, cfg: ClientConfig, mut rec: Recorder) -> Run {
     Run { outcome, rec, srv }
 }
 
+/// Run `script` with the lean stream reader, and again with reqwest reading the streams: both
+/// readers must come to the same outcome (the reason's detail text may differ, its kind not).
 async fn run(script: Script) -> Run {
-    run_with(script, config(), Recorder::default()).await
+    let lean = run_with(script, config(), Recorder::default()).await;
+    let cfg = ClientConfig {
+        lean_streams: false,
+        ..config()
+    };
+    let general = run_with(script, cfg, Recorder::default()).await;
+    let (a, b) = (&lean.outcome, &general.outcome);
+    let summary = |o: &SessionOutcome| {
+        let reasons: Vec<&str> = o.interruptions.iter().map(|i| i.reason.label()).collect();
+        (
+            o.class.label(),
+            o.events_received,
+            o.lost,
+            o.duplicated,
+            o.content_mismatch,
+            o.tokens_received,
+            o.interruption_count,
+            reasons,
+        )
+    };
+    assert_eq!(summary(a), summary(b), "{script:?}: lean vs reqwest reader");
+    lean
 }
 
 fn stream_requests(srv: &Server) -> Vec<Option<u64>> {

@@ -63,6 +63,8 @@ fn a_tiny_sweep_writes_its_report_with_zero_drops() {
             "itl_error_p50_ms",
             "itl_error_p99_ms",
             "target_cpu_cores",
+            "target_gap_error_p99_ms",
+            "harness_itl_error_p99_ms",
         ] {
             assert!(step[field].is_number(), "{field} in {step}");
         }

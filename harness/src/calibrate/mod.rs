@@ -5,14 +5,17 @@
 //! where the box has two, and steps the stream count up at a fixed token rate. Each step
 //! (`step`) runs the real load and session engines — closed users, every event parsed and
 //! verified, every digest checked — and measures the harness process: CPU per event
-//! (`usage`: `getrusage`), memory per stream, and the ITL error (measured gap − the target's
-//! true interval). The sweep ends at the first step that crosses a budget (ITL error p99,
-//! harness CPU) or fails verification; the verdict is the last step within budget
-//! (`report`).
+//! (`usage`: `getrusage`), memory per stream, and the ITL error: measured gap − the target's
+//! interval (the harness's and the target's error together), and the harness's own part,
+//! measured gap − the gap at which the target wrote the two tokens (`read_error`; the target
+//! stamps each token and reports its own lateness). The sweep ends at the first step that
+//! crosses a budget (the harness's own ITL error p99, harness CPU) or fails verification; the
+//! verdict is the last step within budget (`report`).
 //!
 //! Architecture invariant: calibration has no client of its own. What it measures is the
 //! engine `dropzero run` uses, through the same recorder, so its numbers size real runs.
 
+pub mod read_error;
 pub mod report;
 pub mod step;
 pub mod target;

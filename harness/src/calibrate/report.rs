@@ -112,13 +112,22 @@ pub struct StepResult {
     pub kb_per_stream: Option<f64>,
     pub itl_p50_ms: Option<f64>,
     pub itl_p99_ms: Option<f64>,
-    /// |measured ITL − the target's true interval|.
+    /// |measured ITL − the target's interval|: the harness's error and the target's together.
     pub itl_error_p50_ms: Option<f64>,
     pub itl_error_p99_ms: Option<f64>,
     pub itl_error_max_ms: Option<f64>,
+    /// |measured ITL − the gap at which the target wrote the two tokens| (each token carries
+    /// its write time): the harness's own measurement error, what the ITL budget judges.
+    pub harness_itl_error_p50_ms: Option<f64>,
+    pub harness_itl_error_p99_ms: Option<f64>,
     /// The target's CPU per second of the window (to tell a saturated target from a
     /// saturated harness).
     pub target_cpu_cores: Option<f64>,
+    /// The target's own share of the ITL error: |gap between two of its token writes −
+    /// interval| (it writes on an absolute schedule, so this is its lateness varying). An ITL
+    /// error well above it is the harness's.
+    pub target_gap_error_p50_ms: Option<f64>,
+    pub target_gap_error_p99_ms: Option<f64>,
     pub sessions: SessionCounts,
     pub interrupted: bool,
     pub within_budget: bool,
@@ -133,7 +142,8 @@ impl StepResult {
         if let Some(why) = self.sessions.failure() {
             over.push(format!("verification: {why}"));
         }
-        match self.itl_error_p99_ms {
+        // The harness's own error where the target stamped its writes, else the total.
+        match self.harness_itl_error_p99_ms.or(self.itl_error_p99_ms) {
             Some(e) if e > cfg.max_itl_error_ms => over.push(format!(
                 "ITL error p99 {e:.2} ms > {} ms",
                 cfg.max_itl_error_ms
@@ -180,7 +190,7 @@ fn opt(v: Option<f64>, digits: usize) -> String {
 /// One progress line for a finished step.
 pub fn step_line(s: &StepResult) -> String {
     format!(
-        "{:>6} streams (held ≥{}) · {:>7.0} events/s · harness {:.2} cores, {} µs/event ({:.0}% sys) · {} KB/stream · ITL error p50 {} ms p99 {} ms · target {} cores · {} — {}",
+        "{:>6} streams (held ≥{}) · {:>7.0} events/s · harness {:.2} cores, {} µs/event ({:.0}% sys) · {} KB/stream · ITL error p99 {} ms (harness's own p50 {} ms p99 {} ms) · target {} cores, own gap error p99 {} ms · {} — {}",
         s.streams,
         s.held_min,
         s.events_per_s,
@@ -188,9 +198,11 @@ pub fn step_line(s: &StepResult) -> String {
         opt(s.cpu_us_per_event, 1),
         s.cpu_sys_fraction * 100.0,
         opt(s.kb_per_stream, 1),
-        opt(s.itl_error_p50_ms, 2),
         opt(s.itl_error_p99_ms, 2),
+        opt(s.harness_itl_error_p50_ms, 2),
+        opt(s.harness_itl_error_p99_ms, 2),
         opt(s.target_cpu_cores, 2),
+        opt(s.target_gap_error_p99_ms, 2),
         s.sessions.failure().unwrap_or_else(|| format!(
             "{} sessions verified, 0 dropped/failed",
             s.sessions.completed
@@ -241,9 +253,12 @@ pub fn render_markdown(r: &CalibrateReport, out: &mut impl Write) -> std::io::Re
     )?;
     writeln!(
         out,
-        "| streams | held (min) | events/s | harness CPU (cores) | CPU µs/event | sys % | RSS MB | KB/stream | ITL error p50 (ms) | ITL error p99 (ms) | target CPU (cores) | dropped/failed | verdict |"
+        "| streams | held (min) | events/s | harness CPU (cores) | CPU µs/event | sys % | RSS MB | KB/stream | ITL error p50 (ms) | ITL error p99 (ms) | harness's own ITL error p50 (ms) | harness's own ITL error p99 (ms) | target CPU (cores) | target's own gap error p99 (ms) | dropped/failed | verdict |"
     )?;
-    writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")?;
+    writeln!(
+        out,
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    )?;
     for s in &r.steps {
         let verdict = if s.within_budget {
             "within budget".to_string()
@@ -254,7 +269,7 @@ pub fn render_markdown(r: &CalibrateReport, out: &mut impl Write) -> std::io::Re
         };
         writeln!(
             out,
-            "| {} | {} | {:.0} | {:.2} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {:.0} | {:.2} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             s.streams,
             s.held_min,
             s.events_per_s,
@@ -265,12 +280,19 @@ pub fn render_markdown(r: &CalibrateReport, out: &mut impl Write) -> std::io::Re
             opt(s.kb_per_stream, 1),
             opt(s.itl_error_p50_ms, 2),
             opt(s.itl_error_p99_ms, 2),
+            opt(s.harness_itl_error_p50_ms, 2),
+            opt(s.harness_itl_error_p99_ms, 2),
             opt(s.target_cpu_cores, 2),
+            opt(s.target_gap_error_p99_ms, 2),
             s.sessions.dropped + s.sessions.failed + s.sessions.not_started,
             verdict
         )?;
     }
     writeln!(out, "\nSweep ended: {}.", r.stopped)?;
+    writeln!(
+        out,
+        "\nITL error = |measured gap − the target's interval|: the harness's and the target's error together. The harness's own ITL error = |measured gap − the gap at which the target wrote the two tokens| (every token carries its write time): what reading added, the figure the ITL budget judges. The target's own gap error = how far the gaps between its writes strayed from the interval."
+    )?;
     Ok(())
 }
 
@@ -295,9 +317,13 @@ mod tests {
             itl_p50_ms: Some(100.0),
             itl_p99_ms: Some(100.5),
             itl_error_p50_ms: Some(0.1),
-            itl_error_p99_ms: Some(error_ms),
+            itl_error_p99_ms: Some(error_ms * 2.0),
             itl_error_max_ms: Some(error_ms),
             target_cpu_cores: Some(0.1),
+            harness_itl_error_p50_ms: Some(error_ms / 4.0),
+            harness_itl_error_p99_ms: Some(error_ms),
+            target_gap_error_p50_ms: Some(0.05),
+            target_gap_error_p99_ms: Some(0.4),
             sessions: SessionCounts::default(),
             interrupted: false,
             within_budget: false,

@@ -16,6 +16,7 @@ use hdrhistogram::Histogram;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::read_error::{Observing, ReadErrors};
 use super::report::{SessionCounts, StepResult};
 use super::usage::{self, Cpu};
 use crate::load::{self, ClosedStage, LoadModel, mix::MixConfig, mix::SessionPlan};
@@ -82,7 +83,8 @@ pub async fn run(plan: &StepPlan, env: &StepEnv<'_>) -> StepResult {
         deadline: length * 2 + Duration::from_secs(60),
         ..ClientConfig::default()
     };
-    let runner = runner(&collector, env.client, env.base_url, cfg);
+    let read_errors = ReadErrors::new();
+    let runner = runner(&collector, &read_errors, env.client, env.base_url, cfg);
     let driving = {
         let tokens = (stop_new.clone(), hard_stop.clone());
         tokio::spawn(async move { load::drive(&model, &mix, runner, tokens, None).await })
@@ -91,7 +93,7 @@ pub async fn run(plan: &StepPlan, env: &StepEnv<'_>) -> StepResult {
     let started = Instant::now();
     let window_start = started + plan.ramp + SETTLE;
     let mut interrupted = sleep_or(window_start, env.interrupt).await;
-    let w = measure_window(plan, env, &collector, &mut interrupted).await;
+    let w = measure_window(plan, env, &collector, &read_errors, &mut interrupted).await;
 
     // Let every session in flight reach `done`, so each digest of the step is checked.
     stop_new.cancel();
@@ -126,15 +128,18 @@ pub async fn run(plan: &StepPlan, env: &StepEnv<'_>) -> StepResult {
 /// The session runner of the step: the same engine and recorder as `dropzero run`.
 fn runner(
     collector: &Arc<Collector>,
+    read_errors: &Arc<ReadErrors>,
     client: &reqwest::Client,
     base_url: &str,
     cfg: ClientConfig,
 ) -> load::Runner {
     let (collector, client, base_url) = (collector.clone(), client.clone(), base_url.to_string());
+    let read_errors = read_errors.clone();
     Arc::new(
         move |plan: SessionPlan, intended: Instant, cancel: CancellationToken| {
-            let (collector, client, cfg, base_url) = (
+            let (collector, read_errors, client, cfg, base_url) = (
                 collector.clone(),
+                read_errors.clone(),
                 client.clone(),
                 cfg.clone(),
                 base_url.clone(),
@@ -150,12 +155,13 @@ fn runner(
                 };
                 Counters::add(&collector.counters.started, 1);
                 collector.counters.active.fetch_add(1, Ordering::Relaxed);
-                let mut recorder = Recorder::new(collector.clone(), plan.index, None);
+                let recorder = Recorder::new(collector.clone(), plan.index, None);
+                let mut observer = Observing::new(recorder, read_errors);
                 let outcome =
-                    session::run_session(&client, &spec, &cfg, &mut recorder, &cancel).await;
+                    session::run_session(&client, &spec, &cfg, &mut observer, &cancel).await;
                 collector.counters.active.fetch_sub(1, Ordering::Relaxed);
                 collector.finish(&plan, &outcome, None);
-                recorder.requests
+                observer.recorder.requests
             })
         },
     )
@@ -181,17 +187,42 @@ struct Window {
     samples: u64,
     rss_peak_kb: Option<u64>,
     itl: Histogram<u64>,
+    target_gaps: Option<WriteGaps>,
+    /// |measured gap − written gap| (µs): the harness's own ITL error.
+    read_error: Histogram<u64>,
+}
+
+/// The target's own write-gap error over the window (`target::WRITE_GAPS_PATH`), in µs.
+#[derive(serde::Deserialize)]
+struct WriteGaps {
+    count: u64,
+    error_p50_us: u64,
+    error_p99_us: u64,
+}
+
+/// Read (and reset) the target's write-gap error; `None` when it does not answer.
+async fn write_gaps(env: &StepEnv<'_>) -> Option<WriteGaps> {
+    let url = format!("{}{}", env.base_url, super::target::WRITE_GAPS_PATH);
+    let ask = env.client.get(url).send();
+    let resp = tokio::time::timeout(Duration::from_secs(5), ask)
+        .await
+        .ok()?
+        .ok()?;
+    resp.json().await.ok()
 }
 
 async fn measure_window(
     plan: &StepPlan,
     env: &StepEnv<'_>,
     collector: &Collector,
+    read_errors: &ReadErrors,
     interrupted: &mut bool,
 ) -> Window {
     let c = &collector.counters;
     // The ITL samples of the window only: empty the run's current-second window.
     reset_itl(collector);
+    read_errors.take();
+    let _ = write_gaps(env).await;
     let (cpu0, target0) = (usage::cpu_self(), env.target_pid.and_then(usage::cpu_of));
     let (events0, tokens0, t0) = (
         Counters::get(&c.events),
@@ -224,6 +255,8 @@ async fn measure_window(
     };
     let elapsed = t0.elapsed();
     let itl = take_itl(collector);
+    let read_error = read_errors.take();
+    let target_gaps = write_gaps(env).await.filter(|g| g.count > 0);
     Window {
         elapsed,
         events: Counters::get(&c.events) - events0,
@@ -235,6 +268,8 @@ async fn measure_window(
         samples,
         rss_peak_kb,
         itl,
+        target_gaps,
+        read_error,
     }
 }
 
@@ -300,6 +335,16 @@ impl Window {
             itl_error_p99_ms: ms(&error, 0.99),
             itl_error_max_ms: (!error.is_empty()).then(|| error.max() as f64 / 1e3),
             target_cpu_cores: self.target_cpu.map(|c| c.total().as_secs_f64() / secs),
+            harness_itl_error_p50_ms: ms(&self.read_error, 0.5),
+            harness_itl_error_p99_ms: ms(&self.read_error, 0.99),
+            target_gap_error_p50_ms: self
+                .target_gaps
+                .as_ref()
+                .map(|g| g.error_p50_us as f64 / 1e3),
+            target_gap_error_p99_ms: self
+                .target_gaps
+                .as_ref()
+                .map(|g| g.error_p99_us as f64 / 1e3),
             sessions,
             interrupted,
             within_budget: false,

@@ -12,15 +12,19 @@
 //!
 //! What it serves: `POST /v1/sessions` (`201`, the token count from the query's
 //! `[dz tokens=N]`, default [`DEFAULT_TOKENS`]) and `GET /v1/sessions/{id}/events` (`session`,
-//! N `token`s, `done` with `last_seq` and `content_sha256`, honouring `Last-Event-ID`).
-//! Anything else is a `404`. It is not the reference runtime and checks no credentials.
+//! N `token`s (each with its write time, `written_us`), `done` with `last_seq` and `content_sha256`, honouring `Last-Event-ID`).
+//! `GET /calibrate/write-gaps` answers how far the gaps between its own token writes were from
+//! the interval since the last such request (p50, p99, max in µs), so `calibrate` can tell the
+//! target's share of the ITL error from the harness's. Anything else is a `404`. It is not
+//! the reference runtime and checks no credentials.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
+use hdrhistogram::Histogram;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -30,6 +34,8 @@ use tokio::time::{Instant, MissedTickBehavior};
 pub const DEFAULT_TOKENS: u64 = 300;
 /// The most tokens one session may ask for.
 pub const MAX_TOKENS: u64 = 1_000_000;
+/// `GET` this for the target's own write-gap error since the last such request (and reset it).
+pub const WRITE_GAPS_PATH: &str = "/calibrate/write-gaps";
 /// A request head or body larger than this is refused (the harness sends a few hundred bytes).
 const MAX_REQUEST: usize = 64 * 1024;
 /// The token texts, cycled; plain ASCII words that need no JSON escaping.
@@ -73,6 +79,11 @@ struct Config {
     interval: Duration,
     created_at: String,
     next_id: AtomicU64,
+    /// Token events carry their write time, in µs since this instant (`written_us`).
+    epoch: Instant,
+    /// |gap between two token writes of a stream − interval|, in µs: the target's own share
+    /// of the ITL error the harness measures (read and reset by `GET /calibrate/write-gaps`).
+    write_gap_error: Mutex<Histogram<u64>>,
 }
 
 async fn serve(args: TargetArgs) -> anyhow::Result<()> {
@@ -93,6 +104,10 @@ async fn serve(args: TargetArgs) -> anyhow::Result<()> {
         interval: Duration::from_secs_f64(1.0 / args.tokens_per_second),
         created_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         next_id: AtomicU64::new(1),
+        epoch: Instant::now(),
+        write_gap_error: Mutex::new(
+            Histogram::new_with_bounds(1, 3_600_000_000, 3).context("histogram bounds")?,
+        ),
     });
     loop {
         let (sock, _) = match listener.accept().await {
@@ -112,6 +127,7 @@ async fn serve(args: TargetArgs) -> anyhow::Result<()> {
 /// One parsed request: what the target needs of it.
 enum Request {
     Create { tokens: u64 },
+    WriteGaps,
     Events { tokens: u64, id: String, after: u64 },
     Other { status: &'static str },
 }
@@ -132,6 +148,7 @@ async fn connection(mut sock: TcpStream, cfg: Arc<Config>) {
                 );
                 respond(&mut sock, "201 Created", &body).await
             }
+            Request::WriteGaps => respond(&mut sock, "200 OK", &take_write_gaps(&cfg)).await,
             Request::Events { tokens, id, after } => {
                 stream(sock, &cfg, &id, tokens, after).await;
                 return;
@@ -217,6 +234,7 @@ fn classify(req: &httparse::Request<'_, '_>) -> Classified {
     let path = req.path.unwrap_or("");
     match (req.method.unwrap_or(""), path) {
         ("POST", "/v1/sessions") => Classified::NeedsBody,
+        ("GET", WRITE_GAPS_PATH) => Classified::Done(Request::WriteGaps),
         ("GET", p) => match events_path(p) {
             Some((id, tokens)) => {
                 let after = header(req, "last-event-id")
@@ -301,17 +319,29 @@ async fn stream(mut sock: TcpStream, cfg: &Config, id: &str, tokens: u64, after:
         digest.update(word(k).as_bytes());
     }
     let mut tick = tokio::time::interval_at(Instant::now(), cfg.interval);
+    let mut last_write = None;
     // Late wakes fire at once and keep the schedule: gaps stay exact on average.
     tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
     for k in first_token..=tokens {
         tick.tick().await;
+        let now = Instant::now();
+        if let Some(last) = last_write.replace(now) {
+            let gap = now.duration_since(last);
+            let error = gap.abs_diff(cfg.interval).as_micros();
+            if let Ok(mut h) = cfg.write_gap_error.lock() {
+                h.saturating_record(u64::try_from(error).unwrap_or(u64::MAX));
+            }
+        }
         let text = word(k);
         digest.update(text.as_bytes());
         push_event(
             &mut out,
             k + 1,
             "token",
-            format_args!(r#"{{"step":"s1","text":"{text}"}}"#),
+            format_args!(
+                r#"{{"step":"s1","text":"{text}","written_us":{}}}"#,
+                now.duration_since(cfg.epoch).as_micros()
+            ),
         );
         if k == tokens {
             break;
@@ -335,6 +365,21 @@ async fn stream(mut sock: TcpStream, cfg: &Config, id: &str, tokens: u64, after:
     if sock.write_all(&out).await.is_ok() {
         let _ = sock.shutdown().await;
     }
+}
+
+/// The write-gap histogram as JSON (µs), emptied for the next window.
+fn take_write_gaps(cfg: &Config) -> String {
+    let Ok(mut h) = cfg.write_gap_error.lock() else {
+        return "{}".into();
+    };
+    let body = serde_json::json!({
+        "count": h.len(),
+        "error_p50_us": h.value_at_quantile(0.5),
+        "error_p99_us": h.value_at_quantile(0.99),
+        "error_max_us": h.max(),
+    });
+    h.reset();
+    body.to_string()
 }
 
 fn word(k: u64) -> &'static str {

@@ -35,6 +35,7 @@ use goose::config::{GooseConfiguration, GooseDefault, GooseDefaultType};
 use goose::prelude::{GooseAttack, GooseUser, Scenario, Transaction, TransactionResult};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 use super::Runner;
 use super::mix::{self, MixConfig};
@@ -203,7 +204,19 @@ async fn one_session(
         return Ok(());
     }
     let index = next.fetch_add(1, Ordering::Relaxed);
-    let requests = runner(mix::session(mix, index), Instant::now(), hard).await;
+    // The session runs in its own task, so each of its events wakes and polls the session
+    // alone, not goose's user loop and transaction wrapped around it (≈ 10 % of the harness's
+    // CPU at 5,000 users; docs/benchmarks.md). It dies with the user if goose drops it.
+    let session = AbortOnDropHandle::new(tokio::spawn(runner(
+        mix::session(mix, index),
+        Instant::now(),
+        hard,
+    )));
+    let requests = match session.await {
+        Ok(requests) => requests,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Vec::new(),
+    };
     for r in requests {
         user.record_custom_request_duration(
             r.kind.method(),

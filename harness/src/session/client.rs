@@ -22,14 +22,14 @@ use std::pin::pin;
 use std::time::{Duration, Instant};
 
 use dropzero_sse::{Event, Item, Parser};
-use futures::StreamExt;
-use reqwest::header;
+use reqwest::{Url, header};
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span};
 
-use super::create::{Created, create, read_capped};
+use super::create::{Created, create};
 use super::eventsource::{Opened, judge_response, resume_check};
+use super::open::{OpenError, open};
 use super::outcome::{
     DropReason, InterruptReason, Interruption, MAX_RETRY_HINT, MAX_STORED_INTERRUPTIONS,
     SessionClass, SessionOutcome, Timings, bounded_detail,
@@ -158,11 +158,17 @@ impl<O: Observer> Session<'_, O> {
 
         self.cookies = created.cookies.clone();
         let url = self.events_url(&created);
+        let lean = Url::parse(&url)
+            .ok()
+            .filter(|u| self.cfg.lean_streams && super::wire::usable(u));
         let policy = self.cfg.resume;
         let mut failures = 0u32;
         let class = loop {
             let before = self.verifier.last_seq();
-            let reason = match self.stream_once(&url, &created.resume_token).await {
+            let reason = match self
+                .stream_once(&url, lean.as_ref(), &created.resume_token)
+                .await
+            {
                 StreamEnd::Done(status) => break self.classify(status),
                 StreamEnd::Drop(reason) => break SessionClass::Dropped(reason),
                 StreamEnd::Stop(stop) => break stop_class(stop),
@@ -192,26 +198,32 @@ impl<O: Observer> Session<'_, O> {
     }
 
     /// One `GET …/events` attempt, read until `done`, an interruption, or a stop. Redirects
-    /// are the HTTP client's (see `eventsource::redirect_policy`); `url` stays the original,
-    /// which is where every reconnection goes.
-    async fn stream_once(&mut self, url: &str, resume_token: &str) -> StreamEnd {
-        let mut req = self
-            .client
-            .get(url)
-            .bearer_auth(resume_token)
-            .header(header::ACCEPT, "text/event-stream");
+    /// are followed as fetch does (see `eventsource::redirect_policy` and `open`); `url` stays
+    /// the original, which is where every reconnection goes. `lean` is `url` parsed when the
+    /// lean reader may read it.
+    async fn stream_once(
+        &mut self,
+        url: &str,
+        lean: Option<&Url>,
+        resume_token: &str,
+    ) -> StreamEnd {
+        let auth = format!("Bearer {resume_token}");
+        let mut headers = vec![
+            ("authorization", auth.as_str()),
+            ("accept", "text/event-stream"),
+        ];
         // What a browser sends (WHATWG §9.2.3 "reestablish the connection"): the last event ID
         // string, if not empty. `resume_check` has made sure it is a number; for a target that
         // numbers every event it is the verifier's last seq.
         let last = self.last_event_id.clone().filter(|id| !id.is_empty());
         if let Some(id) = &last {
-            req = req.header("Last-Event-ID", id.as_str());
+            headers.push(("last-event-id", id));
         }
         if let Some(key) = &self.spec.api_key {
-            req = req.header("x-api-key", key);
+            headers.push(("x-api-key", key));
         }
         if let Some(cookies) = &self.cookies {
-            req = req.header(header::COOKIE, cookies);
+            headers.push(("cookie", cookies));
         }
         let kind = if self.interruption_count == 0 {
             RequestKind::StreamOpen
@@ -219,14 +231,16 @@ impl<O: Observer> Session<'_, O> {
             RequestKind::Resume
         };
         let started = Instant::now();
+        let opening = open(self.client, url, lean, &headers);
         let sent = self
             .guard
-            .run(timeout(self.cfg.connect_timeout, req.send()))
+            .run(timeout(self.cfg.connect_timeout, opening))
             .await;
+        drop(headers);
         let judged = match &sent {
             Ok(Ok(Ok(resp))) => Some((
-                resp.status().as_u16(),
-                judge_response(resp.status(), resp.headers()),
+                resp.status.as_u16(),
+                judge_response(resp.status, &resp.headers),
             )),
             _ => None,
         };
@@ -234,8 +248,8 @@ impl<O: Observer> Session<'_, O> {
             (_, Some((_, Opened::Stream))) => None,
             (_, Some((_, Opened::Retry(_)))) => Some("refused (retried)"),
             (_, Some((_, Opened::Fail(_)))) => Some("not accepted"),
-            (Ok(Ok(Err(e))), None) if e.is_redirect() => Some("too many redirects"),
-            (Ok(Ok(Err(_))), None) => Some("connect failed"),
+            (Ok(Ok(Err(OpenError::Redirects(_)))), None) => Some("too many redirects"),
+            (Ok(Ok(Err(OpenError::Failed(_)))), None) => Some("connect failed"),
             _ => Some("timed out"),
         };
         if !matches!(sent, Err(Stop::Cancelled)) {
@@ -246,22 +260,22 @@ impl<O: Observer> Session<'_, O> {
                 failure,
             });
         }
-        let resp = match sent {
+        let mut resp = match sent {
             Err(stop) => return StreamEnd::Stop(stop),
             Ok(Err(_)) => return interrupted(InterruptReason::Connect("timeout".into())),
-            Ok(Ok(Err(e))) if e.is_redirect() => {
-                debug!(error = %describe(&e), "redirect limit");
+            Ok(Ok(Err(OpenError::Redirects(e)))) => {
+                debug!(error = %e, "redirect limit");
                 return StreamEnd::Drop(DropReason::TooManyRedirects);
             }
-            Ok(Ok(Err(e))) => return interrupted(InterruptReason::Connect(describe(&e))),
+            Ok(Ok(Err(OpenError::Failed(e)))) => return interrupted(InterruptReason::Connect(e)),
             Ok(Ok(Ok(resp))) => resp,
         };
         match judged.map_or(Opened::Stream, |(_, opened)| opened) {
             Opened::Stream => {}
             Opened::Retry(reason) => return interrupted(reason),
             Opened::Fail(reason) => {
-                let content_type = resp.headers().get(header::CONTENT_TYPE);
-                info!(status = resp.status().as_u16(), ?content_type, %reason, "stream not accepted");
+                let content_type = resp.headers.get(header::CONTENT_TYPE);
+                info!(status = resp.status.as_u16(), ?content_type, %reason, "stream not accepted");
                 if reason == DropReason::HttpStatus(400)
                     && let Some(seq) = last.as_deref().and_then(|id| id.parse::<u64>().ok())
                 {
@@ -269,7 +283,7 @@ impl<O: Observer> Session<'_, O> {
                     // events means the target no longer holds events it delivered (its
                     // journal lost acknowledged writes): what it would continue from differs
                     // from what the client saw. A browser gives up on a 400; so do we.
-                    let read = timeout(self.cfg.connect_timeout, read_capped(resp, 4096));
+                    let read = timeout(self.cfg.connect_timeout, resp.body.read_capped(4096));
                     if let Ok(Ok(Ok(body))) = self.guard.run(read).await
                         && String::from_utf8_lossy(&body).contains("invalid_last_event_id")
                     {
@@ -279,17 +293,17 @@ impl<O: Observer> Session<'_, O> {
                 return StreamEnd::Drop(reason);
             }
         }
-        if let Some(cookies) = super::create::cookies(resp.headers()) {
+        if let Some(cookies) = super::create::cookies(&resp.headers) {
             self.cookies = Some(cookies);
         }
         self.serving = resp
-            .headers()
+            .headers
             .get("x-dropzero-replica")
             .and_then(|v| v.to_str().ok())
             .map(bounded_detail);
-        debug!(after = last.as_deref(), url = %resp.url(), "stream open");
+        debug!(after = last.as_deref(), "stream open");
 
-        let mut body = pin!(resp.bytes_stream());
+        let body = &mut resp.body;
         let mut parser = Parser::with_last_event_id(self.cfg.limits, self.last_event_id.clone());
         let mut items = Vec::new();
         // ITL is measured between token events of this stream only.
@@ -313,14 +327,14 @@ impl<O: Observer> Session<'_, O> {
             };
             let chunk = match next {
                 None => return interrupted(InterruptReason::Eof),
-                Some(Err(e)) => return interrupted(InterruptReason::Reset(describe(&e))),
+                Some(Err(e)) => return interrupted(InterruptReason::Reset(e)),
                 Some(Ok(chunk)) => chunk,
             };
             let now = Instant::now();
             idle.as_mut()
                 .reset(tokio::time::Instant::from_std(now) + self.cfg.idle_timeout);
             // Items parsed before a limit violation are still real events: handle them first.
-            let fed = parser.feed(&chunk, &mut items);
+            let fed = parser.feed(chunk, &mut items);
             let dispatched = parser.dispatched_last_event_id();
             if self.last_event_id.as_deref() != dispatched {
                 // Reuse the buffer: the id changes with every event.
@@ -369,6 +383,7 @@ impl<O: Observer> Session<'_, O> {
                 if let Some(prev) = last_token_at.replace(now) {
                     self.obs.on_itl(now.saturating_duration_since(prev));
                 }
+                self.obs.on_token_data(&ev.data, now);
                 if self.timings.ttft_from_sent.is_none() {
                     let from_sent = now.saturating_duration_since(self.sent);
                     let from_intended = self

@@ -12,6 +12,8 @@
 //! - `eventsource`: what a browser's `EventSource` accepts as a stream and could resume
 //!   (WHATWG HTML §9.2): status, `Content-Type`, redirects, the last event ID string. Pure.
 //! - `create`: `POST /v1/sessions` with bounded retries under one idempotency key.
+//! - `open`: one stream request, through `wire` (a lean HTTP/1.1 reader in the session's own
+//!   task, for `http://`) or reqwest (`https://`, proxies, redirects).
 //! - `verify`: the pure per-session verifier (contiguous seqs, duplicates, digest).
 //! - `outcome`: the outcome, its class and the reason vocabulary.
 //!
@@ -22,10 +24,12 @@
 mod client;
 mod create;
 mod eventsource;
+mod open;
 mod outcome;
 mod verify;
 #[cfg(test)]
 mod verify_props;
+mod wire;
 
 use std::time::{Duration, Instant};
 
@@ -128,6 +132,9 @@ pub struct ClientConfig {
     pub create_retries: u32,
     /// Cap on a `Retry-After` the target asks for.
     pub create_retry_after_max: Duration,
+    /// Read `http://` event streams with the lean HTTP/1.1 reader (`wire`) instead of
+    /// reqwest (which still reads `https://`, proxied and redirected streams).
+    pub lean_streams: bool,
 }
 
 impl Default for ClientConfig {
@@ -141,6 +148,7 @@ impl Default for ClientConfig {
             limits: Limits::default(),
             create_retries: 5,
             create_retry_after_max: Duration::from_secs(30),
+            lean_streams: true,
         }
     }
 }
@@ -197,6 +205,9 @@ pub trait Observer {
     fn on_ttft(&mut self, _from_intended: Duration, _from_sent: Duration) {}
     /// Gap between consecutive token events on the same stream (never across a reconnect).
     fn on_itl(&mut self, _gap: Duration) {}
+    /// A token event was accepted at `at`; `data` is its `data` field. For observers that
+    /// read what the target put there (`calibrate`'s target stamps its write time).
+    fn on_token_data(&mut self, _data: &str, _at: Instant) {}
     /// Interruption detected → first event received after reconnecting.
     fn on_resume(&mut self, _latency: Duration) {}
     /// `n` tokens were delivered (one per token event in protocol v1).

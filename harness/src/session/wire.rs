@@ -1,0 +1,583 @@
+//! A lean HTTP/1.1 client for one thing: `GET` an event stream over plain `http://` and read
+//! its body in the session's own task.
+//!
+//! Why it exists: at thousands of streams, the general client (reqwest over hyper) costs
+//! two tasks per event — hyper's connection task reads the socket and hands each chunk to the
+//! session's task through a channel — plus its dispatcher and 8 KiB buffers per connection.
+//! Here the session's task reads the socket itself into one small buffer (one `read` per
+//! wake-up; tokio clears readiness on a short read, so no second `read` ends in `EAGAIN`) and
+//! decodes the body framing in place. `docs/benchmarks.md` ("A lean stream reader") has what
+//! it bought.
+//!
+//! What it does not do, and who does instead (`client.rs` decides, see [`usable`]):
+//! - `https://` and proxies (an `HTTP_PROXY`/`ALL_PROXY` environment): reqwest reads those
+//!   streams.
+//! - Redirects: a `3xx` here is handed back, and the attempt is made again through reqwest,
+//!   which follows redirects as fetch does (`eventsource::redirect_policy`).
+//! - Connection reuse: each stream has its own connection and asks for `Connection: close`.
+//!
+//! What it does as hyper would (RFC 9112): skips `1xx` interim responses; frames the body by
+//! `Transfer-Encoding: chunked` (extensions and trailers ignored), else `Content-Length`, else
+//! the connection's close; a body cut before its framing says it ended is an error, a
+//! close-delimited one ends cleanly. Everything the target sends is bounded: the response head
+//! ([`MAX_HEAD`], [`MAX_HEADERS`]) and a chunk-size or trailer line ([`MAX_LINE`]); a request
+//! header value with a line break is refused before anything is sent.
+
+use std::io;
+use std::sync::OnceLock;
+
+use reqwest::StatusCode;
+use reqwest::Url;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// The read buffer of a stream. Protocol events are a few hundred bytes; a burst (a resume's
+/// replay) takes more reads, not more memory.
+const READ_BUFFER: usize = 4 * 1024;
+/// Largest response head (status line and headers) accepted.
+pub const MAX_HEAD: usize = 64 * 1024;
+/// Most response headers accepted (hyper's default too).
+pub const MAX_HEADERS: usize = 100;
+/// Longest chunk-size or trailer line.
+pub const MAX_LINE: usize = 1024;
+
+/// Whether this client can read a stream at `url`: plain `http://` and no proxy configured
+/// in the environment (which reqwest would honour).
+pub(super) fn usable(url: &Url) -> bool {
+    static PROXIED: OnceLock<bool> = OnceLock::new();
+    let proxied = *PROXIED.get_or_init(|| {
+        ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"]
+            .iter()
+            .any(|k| std::env::var_os(k).is_some_and(|v| !v.is_empty()))
+    });
+    url.scheme() == "http" && url.host_str().is_some() && !proxied
+}
+
+/// A response whose head has been read; its body is read with [`Body::next`].
+pub(super) struct Response {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Body,
+}
+
+/// `GET url` with `headers` (names in lower case) on a new connection, and read the response
+/// head. Errors are I/O errors; a malformed response is `InvalidData`.
+pub(super) async fn get(url: &Url, headers: &[(&str, &str)]) -> io::Result<Response> {
+    let host = url
+        .host_str()
+        .ok_or_else(|| invalid_input("the URL has no host"))?;
+    let port = url.port_or_known_default().unwrap_or(80);
+    let ip_or_name = host.trim_start_matches('[').trim_end_matches(']');
+    let request = request_head(url, headers)?;
+    let mut sock = TcpStream::connect((ip_or_name, port)).await?;
+    sock.set_nodelay(true)?;
+    sock.write_all(&request).await?;
+    let mut body = Body {
+        sock,
+        buf: vec![0; READ_BUFFER],
+        pos: 0,
+        len: 0,
+        framing: Framing::Close,
+    };
+    loop {
+        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut head = httparse::Response::new(&mut slots);
+        let parsed = head
+            .parse(&body.buf[body.pos..body.len])
+            .map_err(|e| invalid_data(format!("malformed response head: {e}")))?;
+        let httparse::Status::Complete(size) = parsed else {
+            body.fill_head().await?;
+            continue;
+        };
+        let code = head.code.unwrap_or_default();
+        let status = StatusCode::from_u16(code)
+            .map_err(|_| invalid_data(format!("status {code} out of range")))?;
+        let mut map = HeaderMap::with_capacity(head.headers.len());
+        for h in head.headers.iter() {
+            let name = HeaderName::from_bytes(h.name.as_bytes())
+                .map_err(|_| invalid_data(format!("bad header name {:?}", h.name)))?;
+            let value = HeaderValue::from_bytes(h.value)
+                .map_err(|_| invalid_data(format!("bad value of header {name}")))?;
+            map.append(name, value);
+        }
+        body.pos += size;
+        // Interim responses (`100 Continue`, `103 Early Hints`) precede the real one.
+        if status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS {
+            continue;
+        }
+        body.framing = framing(status, &map)?;
+        return Ok(Response {
+            status,
+            headers: map,
+            body,
+        });
+    }
+}
+
+fn request_head(url: &Url, headers: &[(&str, &str)]) -> io::Result<Vec<u8>> {
+    let target = &url[url::Position::BeforePath..url::Position::AfterQuery];
+    let authority = &url[url::Position::BeforeHost..url::Position::AfterPort];
+    let mut out = Vec::with_capacity(256);
+    for part in ["GET ", target, " HTTP/1.1\r\nhost: ", authority, "\r\n"] {
+        out.extend_from_slice(part.as_bytes());
+    }
+    for (name, value) in headers {
+        // What reqwest would refuse to send (a line break would inject a header).
+        if HeaderValue::from_str(value).is_err() {
+            return Err(invalid_input(format!(
+                "the {name} header's value is not a valid header value"
+            )));
+        }
+        for part in [*name, ": ", value, "\r\n"] {
+            out.extend_from_slice(part.as_bytes());
+        }
+    }
+    out.extend_from_slice(b"connection: close\r\n\r\n");
+    Ok(out)
+}
+
+/// How the body's end is known (RFC 9112 §6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// Until the connection closes.
+    Close,
+    /// This many bytes left.
+    Length(u64),
+    Chunked(Chunk),
+    /// Ended; nothing more is read.
+    Ended,
+}
+
+/// Where a chunked body's decoder is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chunk {
+    /// Expecting a chunk-size line.
+    Size,
+    /// This many data bytes left in the chunk.
+    Data(u64),
+    /// Expecting the CRLF after a chunk's data.
+    DataEnd,
+    /// After the last chunk: trailer lines until an empty one.
+    Trailers,
+}
+
+fn framing(status: StatusCode, headers: &HeaderMap) -> io::Result<Framing> {
+    if status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+        return Ok(Framing::Ended);
+    }
+    let codings: Vec<&[u8]> = headers
+        .get_all("transfer-encoding")
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .collect();
+    if let Some(last) = codings.last() {
+        // A final coding other than chunked: the close ends the body.
+        return Ok(if last.eq_ignore_ascii_case(b"chunked") {
+            Framing::Chunked(Chunk::Size)
+        } else {
+            Framing::Close
+        });
+    }
+    let mut length = None;
+    for value in headers.get_all("content-length") {
+        for part in value.as_bytes().split(|&b| b == b',') {
+            let n = std::str::from_utf8(part.trim_ascii())
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok())
+                .ok_or_else(|| invalid_data("invalid content-length".into()))?;
+            if length.is_some_and(|l| l != n) {
+                return Err(invalid_data("conflicting content-length values".into()));
+            }
+            length = Some(n);
+        }
+    }
+    Ok(match length {
+        None => Framing::Close,
+        Some(0) => Framing::Ended,
+        Some(n) => Framing::Length(n),
+    })
+}
+
+/// A response body being read from its connection.
+pub(super) struct Body {
+    sock: TcpStream,
+    buf: Vec<u8>,
+    /// `buf[pos..len]` is read and not yet decoded.
+    pos: usize,
+    len: usize,
+    framing: Framing,
+}
+
+/// What decoding the buffered bytes gave.
+enum Step {
+    /// Body bytes `buf[start..end]`.
+    Data(usize, usize),
+    /// Read more from the socket.
+    More,
+    /// The decoder moved on; decode again.
+    Again,
+}
+
+impl Body {
+    /// The next piece of the body, `None` at its end. Cancel-safe only in that dropping the
+    /// future loses nothing decoded: a caller that stops waiting stops reading the stream.
+    pub(super) async fn next(&mut self) -> Option<io::Result<&[u8]>> {
+        loop {
+            let step = match self.decode() {
+                Ok(step) => step,
+                Err(e) => {
+                    self.framing = Framing::Ended;
+                    return Some(Err(e));
+                }
+            };
+            match step {
+                Step::Data(start, end) => return Some(Ok(&self.buf[start..end])),
+                Step::Again => continue,
+                Step::More if self.framing == Framing::Ended => return None,
+                Step::More => {}
+            }
+            match self.fill().await {
+                Ok(0) if self.framing == Framing::Close => {
+                    self.framing = Framing::Ended;
+                    return None;
+                }
+                Ok(0) => {
+                    self.framing = Framing::Ended;
+                    return Some(Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the connection closed before the body ended",
+                    )));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    self.framing = Framing::Ended;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+
+    fn decode(&mut self) -> io::Result<Step> {
+        let buffered = (self.len - self.pos) as u64;
+        Ok(match self.framing {
+            Framing::Ended => Step::More,
+            _ if buffered == 0 => Step::More,
+            Framing::Close => self.take(buffered),
+            Framing::Length(left) => {
+                let n = left.min(buffered);
+                self.framing = match left - n {
+                    0 => Framing::Ended,
+                    rest => Framing::Length(rest),
+                };
+                self.take(n)
+            }
+            Framing::Chunked(Chunk::Data(left)) => {
+                let n = left.min(buffered);
+                self.framing = Framing::Chunked(match left - n {
+                    0 => Chunk::DataEnd,
+                    rest => Chunk::Data(rest),
+                });
+                self.take(n)
+            }
+            Framing::Chunked(Chunk::DataEnd) => {
+                let rest = &self.buf[self.pos..self.len];
+                let eol = match rest {
+                    [b'\n', ..] => 1,
+                    [b'\r', b'\n', ..] => 2,
+                    [b'\r'] => return Ok(Step::More),
+                    _ => return Err(invalid_data("chunk data not followed by CRLF".into())),
+                };
+                self.pos += eol;
+                self.framing = Framing::Chunked(Chunk::Size);
+                Step::Again
+            }
+            Framing::Chunked(state @ (Chunk::Size | Chunk::Trailers)) => {
+                let Some((start, end)) = self.line()? else {
+                    return Ok(Step::More);
+                };
+                let line = &self.buf[start..end];
+                self.framing = match state {
+                    Chunk::Size => match chunk_size(line)? {
+                        0 => Framing::Chunked(Chunk::Trailers),
+                        n => Framing::Chunked(Chunk::Data(n)),
+                    },
+                    _ if line.is_empty() => Framing::Ended,
+                    _ => Framing::Chunked(Chunk::Trailers),
+                };
+                Step::Again
+            }
+        })
+    }
+
+    fn take(&mut self, n: u64) -> Step {
+        let start = self.pos;
+        self.pos += n as usize;
+        Step::Data(start, self.pos)
+    }
+
+    /// Where the next whole line is (without its `\r\n` or `\n`), consumed; `None` until it
+    /// is read.
+    fn line(&mut self) -> io::Result<Option<(usize, usize)>> {
+        let rest = &self.buf[self.pos..self.len];
+        let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
+            if rest.len() > MAX_LINE {
+                return Err(invalid_data("chunk line too long".into()));
+            }
+            return Ok(None);
+        };
+        if nl > MAX_LINE {
+            return Err(invalid_data("chunk line too long".into()));
+        }
+        let start = self.pos;
+        self.pos += nl + 1;
+        let end = start + nl;
+        let cr = end > start && self.buf[end - 1] == b'\r';
+        Ok(Some((start, end - usize::from(cr))))
+    }
+
+    /// Read into the buffer's free end, first moving what is left undecoded to its front.
+    async fn fill(&mut self) -> io::Result<usize> {
+        if self.pos > 0 {
+            self.buf.copy_within(self.pos..self.len, 0);
+            self.len -= self.pos;
+            self.pos = 0;
+        }
+        let n = self.sock.read(&mut self.buf[self.len..]).await?;
+        self.len += n;
+        Ok(n)
+    }
+
+    /// Read more of the response head, growing the buffer up to [`MAX_HEAD`].
+    async fn fill_head(&mut self) -> io::Result<()> {
+        if self.len - self.pos >= MAX_HEAD {
+            return Err(invalid_data(format!(
+                "response head larger than {MAX_HEAD} bytes"
+            )));
+        }
+        if self.pos == 0 && self.len == self.buf.len() {
+            let grown = (self.buf.len() * 2).min(MAX_HEAD);
+            self.buf.resize(grown, 0);
+        }
+        match self.fill().await? {
+            0 => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the connection closed before the response head",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The size of a chunk-size line: hex digits, then optional `;extensions` or whitespace.
+fn chunk_size(line: &[u8]) -> io::Result<u64> {
+    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    let rest = &line[digits..];
+    let rest_ok = rest.is_empty() || matches!(rest[0], b';' | b' ' | b'\t');
+    if digits == 0 || digits > 15 || !rest_ok {
+        return Err(invalid_data(format!(
+            "invalid chunk size line {:?}",
+            String::from_utf8_lossy(&line[..line.len().min(40)])
+        )));
+    }
+    let hex = std::str::from_utf8(&line[..digits]).unwrap_or_default();
+    u64::from_str_radix(hex, 16).map_err(|e| invalid_data(format!("chunk size: {e}")))
+}
+
+fn invalid_data(message: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message)
+}
+
+fn invalid_input(message: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, message.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpListener;
+
+    /// Serve `response` in pieces of `split` bytes to the first connection, then close;
+    /// return the URL and a handle yielding the request head the server read.
+    async fn serve(response: Vec<u8>, split: usize) -> (Url, tokio::task::JoinHandle<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!(
+            "http://{}/v1/sessions/s/events?x=1",
+            listener.local_addr().expect("addr")
+        );
+        let task = tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.expect("accept");
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                sock.read_exact(&mut byte).await.expect("request");
+                head.push(byte[0]);
+            }
+            for piece in response.chunks(split.max(1)) {
+                if sock.write_all(piece).await.is_err() {
+                    break;
+                }
+                sock.flush().await.ok();
+                tokio::task::yield_now().await;
+            }
+            String::from_utf8(head).expect("ascii")
+        });
+        (url.parse().expect("url"), task)
+    }
+
+    /// The whole body as the reader decodes it, or the error that ended it.
+    async fn read_all(response: &[u8], split: usize) -> (StatusCode, Result<Vec<u8>, String>) {
+        let (url, server) = serve(response.to_vec(), split).await;
+        let mut resp = get(&url, &[("accept", "text/event-stream")])
+            .await
+            .expect("head");
+        let mut out = Vec::new();
+        let mut result = Ok(());
+        while let Some(piece) = resp.body.next().await {
+            match piece {
+                Ok(p) => out.extend_from_slice(p),
+                Err(e) => {
+                    result = Err(e.to_string());
+                    break;
+                }
+            }
+        }
+        server.abort();
+        (resp.status, result.map(|()| out))
+    }
+
+    const SSE: &str = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n";
+
+    #[tokio::test]
+    async fn chunked_bodies_decode_whatever_the_split() {
+        let body = "5;ext=1\r\nid: 1\r\nA\r\n\ndata: x\n\n\r\n0\r\ntrailer: t\r\n\r\n";
+        let response = format!("{SSE}transfer-encoding: chunked\r\n\r\n{body}");
+        for split in [1, 2, 3, 7, 64, 4096] {
+            let (status, got) = read_all(response.as_bytes(), split).await;
+            assert_eq!(status, 200);
+            assert_eq!(
+                got.as_deref(),
+                Ok(&b"id: 1\ndata: x\n\n"[..]),
+                "split {split}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn length_and_close_delimited_bodies_end_where_they_say() {
+        let (_, got) = read_all(
+            format!("{SSE}content-length: 4\r\n\r\nabcdEXTRA").as_bytes(),
+            3,
+        )
+        .await;
+        assert_eq!(got.as_deref(), Ok(&b"abcd"[..]));
+        let (_, got) = read_all(format!("{SSE}\r\ndata: a\n\n").as_bytes(), 2).await;
+        assert_eq!(got.as_deref(), Ok(&b"data: a\n\n"[..]));
+        let (status, got) = read_all(b"HTTP/1.1 204 No Content\r\n\r\n", 64).await;
+        assert_eq!(
+            (status, got.as_deref()),
+            (StatusCode::NO_CONTENT, Ok(&b""[..]))
+        );
+    }
+
+    #[tokio::test]
+    async fn interim_responses_are_skipped() {
+        let response = format!("HTTP/1.1 100 Continue\r\n\r\n{SSE}content-length: 2\r\n\r\nok");
+        let (status, got) = read_all(response.as_bytes(), 5).await;
+        assert_eq!((status, got.as_deref()), (StatusCode::OK, Ok(&b"ok"[..])));
+    }
+
+    #[tokio::test]
+    async fn a_body_cut_before_its_end_is_an_error() {
+        let cut_chunk = format!("{SSE}transfer-encoding: chunked\r\n\r\na\r\nabc");
+        let cut_length = format!("{SSE}content-length: 10\r\n\r\nabc");
+        for response in [cut_chunk, cut_length] {
+            let (_, got) = read_all(response.as_bytes(), 4).await;
+            let err = got.expect_err("cut");
+            assert!(err.contains("closed before the body ended"), "{err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn hostile_framing_is_refused_within_bounds() {
+        let long_size = format!(
+            "{SSE}transfer-encoding: chunked\r\n\r\n{}\r\n",
+            "1".repeat(2000)
+        );
+        let cases = [
+            (
+                format!("{SSE}transfer-encoding: chunked\r\n\r\nzz\r\n"),
+                "invalid chunk size",
+            ),
+            (
+                format!("{SSE}transfer-encoding: chunked\r\n\r\nffffffffffffffff\r\n"),
+                "invalid chunk size",
+            ),
+            (
+                format!("{SSE}transfer-encoding: chunked\r\n\r\n2\r\nabX"),
+                "not followed by CRLF",
+            ),
+            (long_size, "chunk line too long"),
+        ];
+        for (response, expected) in cases {
+            let (_, got) = read_all(response.as_bytes(), 512).await;
+            let err = got.expect_err(expected);
+            assert!(err.contains(expected), "{err} vs {expected}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_malformed_or_oversized_head_is_an_error() {
+        let huge = format!("{SSE}x-pad: {}\r\n\r\n", "a".repeat(MAX_HEAD));
+        let conflicting = format!("{SSE}content-length: 1\r\ncontent-length: 2\r\n\r\nab");
+        let cases = [
+            ("NOT HTTP\r\n\r\n".to_string(), "malformed response head"),
+            (huge, "larger than"),
+            (conflicting, "conflicting content-length"),
+            (SSE.to_string(), "closed before the response head"),
+        ];
+        for (response, expected) in cases {
+            let (url, server) = serve(response.into_bytes(), 4096).await;
+            let err = get(&url, &[]).await.err().expect(expected).to_string();
+            assert!(err.contains(expected), "{err} vs {expected}");
+            server.abort();
+        }
+    }
+
+    #[tokio::test]
+    async fn the_request_carries_the_headers_and_refuses_line_breaks() {
+        let (url, server) = serve(format!("{SSE}content-length: 0\r\n\r\n").into_bytes(), 64).await;
+        let resp = get(
+            &url,
+            &[("authorization", "Bearer t"), ("last-event-id", "7")],
+        )
+        .await;
+        assert_eq!(resp.expect("response").status, 200);
+        let head = server.await.expect("server");
+        let port = url.port().expect("port");
+        assert_eq!(
+            head,
+            format!(
+                "GET /v1/sessions/s/events?x=1 HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n\
+                 authorization: Bearer t\r\nlast-event-id: 7\r\nconnection: close\r\n\r\n"
+            )
+        );
+        let err = get(&url, &[("cookie", "a=b\r\nx-evil: 1")])
+            .await
+            .err()
+            .expect("refused");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn only_plain_http_is_read_here() {
+        let url = |u: &str| u.parse::<Url>().expect("url");
+        let proxied = ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"]
+            .iter()
+            .any(|k| std::env::var_os(k).is_some_and(|v| !v.is_empty()));
+        assert_eq!(usable(&url("http://127.0.0.1:1/x")), !proxied);
+        assert!(!usable(&url("https://example.com/x")));
+    }
+}
