@@ -580,4 +580,64 @@ mod tests {
         assert_eq!(usable(&url("http://127.0.0.1:1/x")), !proxied);
         assert!(!usable(&url("https://example.com/x")));
     }
+
+    /// A chunked encoding of `body` in chunks of the given sizes (cycled), with upper- or
+    /// lower-case hex, optional extensions, bare-LF or CRLF line ends and trailers.
+    fn chunked(body: &[u8], sizes: &[usize], upper: bool, ext: bool, lf: bool) -> Vec<u8> {
+        let eol: &[u8] = if lf { b"\n" } else { b"\r\n" };
+        let mut out = Vec::new();
+        let mut rest = body;
+        for &size in sizes.iter().cycle() {
+            if rest.is_empty() {
+                break;
+            }
+            let (chunk, tail) = rest.split_at(size.min(rest.len()));
+            let hex = if upper {
+                format!("{:X}", chunk.len())
+            } else {
+                format!("{:x}", chunk.len())
+            };
+            out.extend_from_slice(hex.as_bytes());
+            if ext {
+                out.extend_from_slice(b";name=\"v\"");
+            }
+            out.extend_from_slice(eol);
+            out.extend_from_slice(chunk);
+            out.extend_from_slice(eol);
+            rest = tail;
+        }
+        out.extend_from_slice(b"0");
+        out.extend_from_slice(eol);
+        if ext {
+            out.extend_from_slice(b"x-trailer: 1");
+            out.extend_from_slice(eol);
+        }
+        out.extend_from_slice(eol);
+        out
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Whatever the chunk sizes, line ends and the way the bytes arrive, the decoded body
+        /// is the body sent.
+        #[test]
+        fn any_chunking_decodes_to_the_body(
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..3000),
+            sizes in proptest::collection::vec(1usize..700, 1..6),
+            split in 1usize..600,
+            upper in proptest::prelude::any::<bool>(),
+            ext in proptest::prelude::any::<bool>(),
+            lf in proptest::prelude::any::<bool>(),
+        ) {
+            let mut response = format!("{SSE}transfer-encoding: chunked\r\n\r\n").into_bytes();
+            response.extend_from_slice(&chunked(&body, &sizes, upper, ext, lf));
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            let (_, got) = rt.block_on(read_all(&response, split));
+            proptest::prop_assert_eq!(got, Ok(body));
+        }
+    }
 }
