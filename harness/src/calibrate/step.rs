@@ -200,15 +200,18 @@ struct WriteGaps {
     error_p99_us: u64,
 }
 
-/// Read (and reset) the target's write-gap error; `None` when it does not answer.
+/// Read (and reset) the target's write-gap error; `None` when it does not answer within
+/// 5 s, answers something else, or Ctrl-C comes first.
 async fn write_gaps(env: &StepEnv<'_>) -> Option<WriteGaps> {
     let url = format!("{}{}", env.base_url, super::target::WRITE_GAPS_PATH);
-    let ask = env.client.get(url).send();
-    let resp = tokio::time::timeout(Duration::from_secs(5), ask)
-        .await
-        .ok()?
-        .ok()?;
-    resp.json().await.ok()
+    let ask = async {
+        let resp = env.client.get(url).send().await.ok()?;
+        resp.json::<WriteGaps>().await.ok()
+    };
+    tokio::select! {
+        _ = env.interrupt.cancelled() => None,
+        answer = tokio::time::timeout(Duration::from_secs(5), ask) => answer.ok().flatten(),
+    }
 }
 
 async fn measure_window(
@@ -220,9 +223,10 @@ async fn measure_window(
 ) -> Window {
     let c = &collector.counters;
     // The ITL samples of the window only: empty the run's current-second window.
+    // The target's window starts first (a round trip), then ours, so both cover the same span.
+    let _ = write_gaps(env).await;
     reset_itl(collector);
     read_errors.take();
-    let _ = write_gaps(env).await;
     let (cpu0, target0) = (usage::cpu_self(), env.target_pid.and_then(usage::cpu_of));
     let (events0, tokens0, t0) = (
         Counters::get(&c.events),

@@ -103,7 +103,9 @@ fn redirect(from: &Url, r: &wire::Response) -> Option<Url> {
     if !matches!(code, 301 | 302 | 303 | 307 | 308) {
         return None;
     }
-    let location = r.headers.get(reqwest::header::LOCATION)?.to_str().ok()?;
+    // UTF-8, not only ASCII: `join` percent-encodes what needs it (as tower-http does).
+    let location =
+        std::str::from_utf8(r.headers.get(reqwest::header::LOCATION)?.as_bytes()).ok()?;
     from.join(location).ok()
 }
 

@@ -10,16 +10,18 @@
 //! it bought.
 //!
 //! What it does not do, and who does instead (`client.rs` decides, see [`usable`]):
-//! - `https://` and proxies (an `HTTP_PROXY`/`ALL_PROXY` environment): reqwest reads those
-//!   streams.
+//! - `https://`, credentials in the URL (reqwest's Basic auth) and proxies (an
+//!   `HTTP_PROXY`/`ALL_PROXY` environment): reqwest reads those streams.
 //! - Redirects: a `3xx` here is handed back, and the attempt is made again through reqwest,
 //!   which follows redirects as fetch does (`eventsource::redirect_policy`).
 //! - Connection reuse: each stream has its own connection and asks for `Connection: close`.
 //!
 //! What it does as hyper would (RFC 9112): skips `1xx` interim responses; frames the body by
-//! `Transfer-Encoding: chunked` (extensions and trailers ignored), else `Content-Length`, else
+//! `Transfer-Encoding: chunked` (extensions and trailers ignored, CRLF line ends required,
+//! nothing but spaces before a `;` after the size), else `Content-Length` (digits only), else
 //! the connection's close; a body cut before its framing says it ended is an error, a
-//! close-delimited one ends cleanly. Everything the target sends is bounded: the response head
+//! close-delimited one ends cleanly. So a target's framing fails the same way whichever reader
+//! reads it. Everything the target sends is bounded: the response head
 //! ([`MAX_HEAD`], [`MAX_HEADERS`]) and a chunk-size or trailer line ([`MAX_LINE`]); a request
 //! header value with a line break is refused before anything is sent.
 
@@ -42,8 +44,8 @@ pub const MAX_HEADERS: usize = 100;
 /// Longest chunk-size or trailer line.
 pub const MAX_LINE: usize = 1024;
 
-/// Whether this client can read a stream at `url`: plain `http://` and no proxy configured
-/// in the environment (which reqwest would honour).
+/// Whether this client can read a stream at `url`: plain `http://` without credentials in
+/// the URL, and no proxy configured in the environment (which reqwest would honour).
 pub(super) fn usable(url: &Url) -> bool {
     static PROXIED: OnceLock<bool> = OnceLock::new();
     let proxied = *PROXIED.get_or_init(|| {
@@ -51,7 +53,9 @@ pub(super) fn usable(url: &Url) -> bool {
             .iter()
             .any(|k| std::env::var_os(k).is_some_and(|v| !v.is_empty()))
     });
-    url.scheme() == "http" && url.host_str().is_some() && !proxied
+    // Credentials in the URL become reqwest's `Authorization: Basic`: leave those to it.
+    let credentials = !url.username().is_empty() || url.password().is_some();
+    url.scheme() == "http" && url.host_str().is_some() && !credentials && !proxied
 }
 
 /// A response whose head has been read; its body is read with [`Body::next`].
@@ -107,6 +111,7 @@ pub(super) async fn get(url: &Url, headers: &[(&str, &str)]) -> io::Result<Respo
             continue;
         }
         body.framing = framing(status, &map)?;
+        body.shrink();
         return Ok(Response {
             status,
             headers: map,
@@ -183,8 +188,11 @@ fn framing(status: StatusCode, headers: &HeaderMap) -> io::Result<Framing> {
     let mut length = None;
     for value in headers.get_all("content-length") {
         for part in value.as_bytes().split(|&b| b == b',') {
-            let n = std::str::from_utf8(part.trim_ascii())
+            let part = part.trim_ascii();
+            let digits = !part.is_empty() && part.iter().all(u8::is_ascii_digit);
+            let n = std::str::from_utf8(part)
                 .ok()
+                .filter(|_| digits)
                 .and_then(|s| s.parse::<u64>().ok())
                 .ok_or_else(|| invalid_data("invalid content-length".into()))?;
             if length.is_some_and(|l| l != n) {
@@ -283,13 +291,12 @@ impl Body {
             }
             Framing::Chunked(Chunk::DataEnd) => {
                 let rest = &self.buf[self.pos..self.len];
-                let eol = match rest {
-                    [b'\n', ..] => 1,
-                    [b'\r', b'\n', ..] => 2,
+                match rest {
+                    [b'\r', b'\n', ..] => {}
                     [b'\r'] => return Ok(Step::More),
                     _ => return Err(invalid_data("chunk data not followed by CRLF".into())),
-                };
-                self.pos += eol;
+                }
+                self.pos += 2;
                 self.framing = Framing::Chunked(Chunk::Size);
                 Step::Again
             }
@@ -317,8 +324,8 @@ impl Body {
         Step::Data(start, self.pos)
     }
 
-    /// Where the next whole line is (without its `\r\n` or `\n`), consumed; `None` until it
-    /// is read.
+    /// Where the next whole line is (without its `\r\n`), consumed; `None` until it is read.
+    /// A bare `\n` is an error, as in hyper.
     fn line(&mut self) -> io::Result<Option<(usize, usize)>> {
         let rest = &self.buf[self.pos..self.len];
         let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
@@ -330,11 +337,12 @@ impl Body {
         if nl > MAX_LINE {
             return Err(invalid_data("chunk line too long".into()));
         }
+        if nl == 0 || rest[nl - 1] != b'\r' {
+            return Err(invalid_data("chunk line not ended by CRLF".into()));
+        }
         let start = self.pos;
         self.pos += nl + 1;
-        let end = start + nl;
-        let cr = end > start && self.buf[end - 1] == b'\r';
-        Ok(Some((start, end - usize::from(cr))))
+        Ok(Some((start, start + nl - 1)))
     }
 
     /// Read into the buffer's free end, first moving what is left undecoded to its front.
@@ -347,6 +355,16 @@ impl Body {
         let n = self.sock.read(&mut self.buf[self.len..]).await?;
         self.len += n;
         Ok(n)
+    }
+
+    /// Back to a [`READ_BUFFER`] after a large head grew the buffer, when what is left fits.
+    fn shrink(&mut self) {
+        let left = self.len - self.pos;
+        if self.buf.len() > READ_BUFFER && left <= READ_BUFFER {
+            let mut buf = vec![0; READ_BUFFER];
+            buf[..left].copy_from_slice(&self.buf[self.pos..self.len]);
+            (self.buf, self.pos, self.len) = (buf, 0, left);
+        }
     }
 
     /// Read more of the response head, growing the buffer up to [`MAX_HEAD`].
@@ -370,19 +388,20 @@ impl Body {
     }
 }
 
-/// The size of a chunk-size line: hex digits, then optional `;extensions` or whitespace.
+/// The size of a chunk-size line: hex digits, optional spaces or tabs, then nothing or
+/// `;extensions` (what hyper accepts).
 fn chunk_size(line: &[u8]) -> io::Result<u64> {
     let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
-    let rest = &line[digits..];
-    let rest_ok = rest.is_empty() || matches!(rest[0], b';' | b' ' | b'\t');
-    if digits == 0 || digits > 15 || !rest_ok {
+    let rest = line[digits..].trim_ascii_start();
+    let rest_ok = rest.is_empty() || rest[0] == b';';
+    if digits == 0 || !rest_ok {
         return Err(invalid_data(format!(
             "invalid chunk size line {:?}",
             String::from_utf8_lossy(&line[..line.len().min(40)])
         )));
     }
     let hex = std::str::from_utf8(&line[..digits]).unwrap_or_default();
-    u64::from_str_radix(hex, 16).map_err(|e| invalid_data(format!("chunk size: {e}")))
+    u64::from_str_radix(hex, 16).map_err(|e| invalid_data(format!("invalid chunk size: {e}")))
 }
 
 fn invalid_data(message: String) -> io::Error {
@@ -512,7 +531,7 @@ mod tests {
                 "invalid chunk size",
             ),
             (
-                format!("{SSE}transfer-encoding: chunked\r\n\r\nffffffffffffffff\r\n"),
+                format!("{SSE}transfer-encoding: chunked\r\n\r\n1ffffffffffffffff\r\n"),
                 "invalid chunk size",
             ),
             (
@@ -520,6 +539,19 @@ mod tests {
                 "not followed by CRLF",
             ),
             (long_size, "chunk line too long"),
+            // What hyper refuses too: bare LF line ends, junk after the size.
+            (
+                format!("{SSE}transfer-encoding: chunked\r\n\r\n2\r\nab\n0\r\n\r\n"),
+                "not followed by CRLF",
+            ),
+            (
+                format!("{SSE}transfer-encoding: chunked\r\n\r\n2\nab\r\n"),
+                "not ended by CRLF",
+            ),
+            (
+                format!("{SSE}transfer-encoding: chunked\r\n\r\n5 junk\r\nhello\r\n"),
+                "invalid chunk size",
+            ),
         ];
         for (response, expected) in cases {
             let (_, got) = read_all(response.as_bytes(), 512).await;
@@ -536,6 +568,10 @@ mod tests {
             ("NOT HTTP\r\n\r\n".to_string(), "malformed response head"),
             (huge, "larger than"),
             (conflicting, "conflicting content-length"),
+            (
+                format!("{SSE}content-length: +5\r\n\r\nhello"),
+                "invalid content-length",
+            ),
             (SSE.to_string(), "closed before the response head"),
         ];
         for (response, expected) in cases {
@@ -579,6 +615,22 @@ mod tests {
             .any(|k| std::env::var_os(k).is_some_and(|v| !v.is_empty()));
         assert_eq!(usable(&url("http://127.0.0.1:1/x")), !proxied);
         assert!(!usable(&url("https://example.com/x")));
+        // reqwest sends URL credentials as Basic auth; the lean reader leaves them to it.
+        assert!(!usable(&url("http://user:pw@127.0.0.1:1/x")));
+    }
+
+    #[tokio::test]
+    async fn a_large_head_does_not_keep_a_large_buffer() {
+        let big = format!(
+            "{SSE}x-pad: {}\r\ncontent-length: 2\r\n\r\nok",
+            "a".repeat(40_000)
+        );
+        let (url, server) = serve(big.into_bytes(), 4096).await;
+        let mut resp = get(&url, &[]).await.expect("head");
+        assert_eq!(resp.body.buf.len(), READ_BUFFER);
+        let body = resp.body.next().await.expect("body").expect("ok").to_vec();
+        assert_eq!(body, b"ok");
+        server.abort();
     }
 
     /// A chunked encoding of `body` in chunks of the given sizes (cycled), with upper- or
@@ -619,8 +671,8 @@ mod tests {
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
 
-        /// Whatever the chunk sizes, line ends and the way the bytes arrive, the decoded body
-        /// is the body sent.
+        /// Whatever the chunk sizes, extensions, trailers and the way the bytes arrive, the
+        /// decoded body is the body sent; with bare-LF line ends it is an error.
         #[test]
         fn any_chunking_decodes_to_the_body(
             body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..3000),
@@ -637,7 +689,13 @@ mod tests {
                 .build()
                 .expect("runtime");
             let (_, got) = rt.block_on(read_all(&response, split));
-            proptest::prop_assert_eq!(got, Ok(body));
+            if lf {
+                // Bare LF line ends are refused, as hyper refuses them.
+                let err = got.expect_err("bare LF");
+                proptest::prop_assert!(err.contains("CRLF"), "{}", err);
+            } else {
+                proptest::prop_assert_eq!(got, Ok(body));
+            }
         }
     }
 }
