@@ -210,6 +210,7 @@ fn config() -> ClientConfig {
             retry_hint: RetryHint::Ignore,
         },
         deadline: Duration::from_secs(5),
+        lean_streams: true,
         ..ClientConfig::default()
     }
 }

@@ -81,6 +81,7 @@ pub async fn run(plan: &StepPlan, env: &StepEnv<'_>) -> StepResult {
     };
     let cfg = ClientConfig {
         deadline: length * 2 + Duration::from_secs(60),
+        lean_streams: true,
         ..ClientConfig::default()
     };
     let read_errors = ReadErrors::new();

@@ -133,7 +133,10 @@ pub struct ClientConfig {
     /// Cap on a `Retry-After` the target asks for.
     pub create_retry_after_max: Duration,
     /// Read `http://` event streams with the lean HTTP/1.1 reader (`wire`) instead of
-    /// reqwest (which still reads `https://`, proxied and redirected streams).
+    /// reqwest (which still reads `https://`, proxied and redirected streams). Off by default:
+    /// `calibrate` turns it on; `dropzero run` keeps reqwest until a CI failure of the
+    /// `autoscale-ramp` scenario with the lean reader (lost events after a replica went
+    /// unhealthy, not reproduced since) is understood.
     pub lean_streams: bool,
 }
 
@@ -148,7 +151,7 @@ impl Default for ClientConfig {
             limits: Limits::default(),
             create_retries: 5,
             create_retry_after_max: Duration::from_secs(30),
-            lean_streams: true,
+            lean_streams: false,
         }
     }
 }
