@@ -205,8 +205,10 @@ async fn one_session(
     }
     let index = next.fetch_add(1, Ordering::Relaxed);
     // The session runs in its own task, so each of its events wakes and polls the session
-    // alone, not goose's user loop and transaction wrapped around it (≈ 10 % of the harness's
-    // CPU at 5,000 users; docs/benchmarks.md). It dies with the user if goose drops it.
+    // alone, not goose's user loop and transaction wrapped around it (those wrappers were
+    // ≈ 10 % of the harness's samples in a profile at 5,000 users; the gain was not visible
+    // through the benchmark's noise, docs/benchmarks.md). It dies with the user if goose
+    // drops it.
     let session = AbortOnDropHandle::new(tokio::spawn(runner(
         mix::session(mix, index),
         Instant::now(),
