@@ -6,20 +6,22 @@
 //! the next send (or the wait before it) fails, and generation stops. Wire formats are behind
 //! the [`Wire`] trait; this file knows none of them.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use rand_chacha::ChaCha8Rng;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_stream::wrappers::ReceiverStream;
 use tracing::Instrument;
 
 use super::agent::{Reply, Stop, ToolCall};
 use super::faults::Verdict;
 use super::latency::load_multiplier;
+use super::lateness::{Lateness, Paced};
 use super::ledger::Entry;
 use super::server::State;
 
@@ -36,8 +38,38 @@ pub trait Wire: Send + 'static {
     fn stream_error(&mut self, out: &mut BytesMut) -> bool;
 }
 
-/// The body stream of one response.
-pub type Body = ReceiverStream<Result<Bytes, std::io::Error>>;
+/// Bytes for the body, and the due instants of the paced tokens among them (for
+/// [`Lateness`]).
+struct Frame {
+    bytes: Bytes,
+    paced: Option<Paced>,
+}
+
+/// The body stream of one response: the generator's frames, recorded in the mock's
+/// [`Lateness`] (if any) as hyper takes them.
+pub struct Body {
+    rx: mpsc::Receiver<Result<Frame, std::io::Error>>,
+    lateness: Option<Arc<Lateness>>,
+    /// Hand-over instant and last due of this stream's previous paced frame.
+    prev: Option<(Instant, Instant)>,
+}
+
+impl futures::Stream for Body {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        this.rx.poll_recv(cx).map(|item| {
+            item.map(|frame| {
+                let frame = frame?;
+                if let (Some(lateness), Some(paced)) = (&this.lateness, frame.paced) {
+                    lateness.record(paced, Instant::now(), &mut this.prev);
+                }
+                Ok(frame.bytes)
+            })
+        })
+    }
+}
 
 /// Everything one response needs besides the shared state.
 #[derive(Debug)]
@@ -52,11 +84,16 @@ pub struct Job {
 pub fn spawn(state: Arc<State>, job: Job, wire: Box<dyn Wire>) -> Body {
     // Small on purpose: generation runs at most a couple of tokens ahead of the socket.
     let (tx, rx) = mpsc::channel(2);
+    let lateness = state.lateness.clone();
     tokio::spawn(produce(state, job, wire, tx).instrument(tracing::Span::current()));
-    ReceiverStream::new(rx)
+    Body {
+        rx,
+        lateness,
+        prev: None,
+    }
 }
 
-type Tx = mpsc::Sender<Result<Bytes, std::io::Error>>;
+type Tx = mpsc::Sender<Result<Frame, std::io::Error>>;
 
 /// Counts this response among the open streams for as long as it lives.
 struct OpenGuard(Arc<State>);
@@ -89,6 +126,8 @@ struct Batch<'a> {
     tx: &'a Tx,
     buf: BytesMut,
     tokens: u64,
+    /// Paced tokens in `buf` (see [`Lateness`]).
+    paced: Option<Paced>,
 }
 
 impl Batch<'_> {
@@ -107,8 +146,11 @@ impl Batch<'_> {
         if self.buf.is_empty() {
             return true;
         }
-        let bytes = self.buf.split().freeze();
-        send(self.state, self.tx, bytes).await
+        let frame = Frame {
+            bytes: self.buf.split().freeze(),
+            paced: self.paced.take(),
+        };
+        send(self.state, self.tx, frame).await
     }
 }
 
@@ -129,6 +171,7 @@ async fn produce(state: Arc<State>, mut job: Job, mut wire: Box<dyn Wire>, tx: T
         tx: &tx,
         buf: BytesMut::new(),
         tokens: 0,
+        paced: None,
     };
     let mut due = Instant::now();
     wire.start(&mut out.buf);
@@ -180,10 +223,11 @@ async fn produce(state: Arc<State>, mut job: Job, mut wire: Box<dyn Wire>, tx: T
         // mock's own delays (and tokio's 1 ms timer tick, which rounds every deadline the
         // same way) then do not add up across a stream. A token already due (zero latency,
         // or the host fell behind) joins the pending batch instead of waiting.
-        let waits = !delay.is_zero() && {
+        let paced = !delay.is_zero();
+        if paced {
             due = due.checked_add(delay).unwrap_or(due);
-            due > Instant::now()
-        };
+        }
+        let waits = paced && due > Instant::now();
         let go_on = if waits {
             out.flush().await && wait(&state, &tx, due).await
         } else {
@@ -194,6 +238,9 @@ async fn produce(state: Arc<State>, mut job: Job, mut wire: Box<dyn Wire>, tx: T
         }
         out.tokens += 1;
         emitted += 1;
+        if paced {
+            Paced::add(&mut out.paced, due);
+        }
         match piece {
             Piece::Text(t) => wire.text(t, &mut out.buf),
             Piece::Tool(call, i) => {
@@ -266,9 +313,9 @@ async fn wait(state: &State, tx: &Tx, due: Instant) -> bool {
 }
 
 /// Send bytes; `false` when the body is gone or the server shuts down.
-async fn send(state: &State, tx: &Tx, bytes: Bytes) -> bool {
+async fn send(state: &State, tx: &Tx, frame: Frame) -> bool {
     tokio::select! {
-        r = tx.send(Ok(bytes)) => r.is_ok(),
+        r = tx.send(Ok(frame)) => r.is_ok(),
         _ = state.shutdown.cancelled() => {
             shut_down(tx).await;
             false

@@ -15,6 +15,7 @@
 //! - [`ledger`]: billed tokens in total and per session.
 //! - `frame`: pre-serialised per-token events.
 //! - `generate`: paces a reply, applies faults, bills tokens as generated.
+//! - [`lateness`]: how late paced tokens reach the connection (benchmarks only).
 //! - `anthropic`, `openai`: the wire formats.
 //! - `server`: routes and the request flow.
 //!
@@ -40,6 +41,7 @@ pub mod faults;
 mod frame;
 mod generate;
 mod latency;
+pub mod lateness;
 pub mod ledger;
 mod openai;
 pub mod outage;
@@ -50,12 +52,14 @@ mod text;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 pub use faults::{FaultSpec, Stall};
 pub use latency::{Sampler, load_multiplier};
+pub use lateness::Lateness;
 pub use profile::{LatencySpec, Price, Profile, ProfileError};
 
 /// Command-line arguments of `dropzero mock-llm`.
@@ -96,11 +100,31 @@ pub async fn serve(
     config: MockConfig,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    serve_with(listener, config, shutdown, None).await
+}
+
+/// [`serve`], recording in `lateness` how late each paced token reaches the connection
+/// (`examples/mock_throughput`).
+pub async fn serve_recording(
+    listener: tokio::net::TcpListener,
+    config: MockConfig,
+    shutdown: CancellationToken,
+    lateness: Arc<Lateness>,
+) -> anyhow::Result<()> {
+    serve_with(listener, config, shutdown, Some(lateness)).await
+}
+
+async fn serve_with(
+    listener: tokio::net::TcpListener,
+    config: MockConfig,
+    shutdown: CancellationToken,
+    lateness: Option<Arc<Lateness>>,
+) -> anyhow::Result<()> {
     config
         .profile
         .validate()
         .map_err(|(field, reason)| anyhow::anyhow!("invalid profile: field `{field}`: {reason}"))?;
-    server::serve(listener, config, shutdown)
+    server::serve(listener, config, shutdown, lateness)
         .await
         .context("mock LLM server failed")
 }

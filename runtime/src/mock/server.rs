@@ -25,6 +25,7 @@ use super::agent::{self, Conversation, Role};
 use super::faults::{FaultSpec, Faults, Refusal};
 use super::generate::{self, Job, Wire};
 use super::latency::Sampler;
+use super::lateness::Lateness;
 use super::ledger::{Entry, Ledger};
 use super::{MockConfig, anthropic, openai};
 
@@ -43,6 +44,8 @@ pub struct State {
     pub shutdown: CancellationToken,
     /// Windows asked for with `POST /mock/outage`, for the accept loop (see `outage`).
     pub outages: super::outage::OutageRequests,
+    /// Where paced tokens' lateness is recorded, when measured (benchmarks).
+    pub lateness: Option<Arc<Lateness>>,
 }
 
 /// API-neutral error categories; each API module names and statuses them its own way.
@@ -152,6 +155,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     config: MockConfig,
     shutdown: CancellationToken,
+    lateness: Option<Arc<Lateness>>,
 ) -> std::io::Result<()> {
     let (outages, requested) = tokio::sync::mpsc::unbounded_channel();
     let state = Arc::new(State {
@@ -164,6 +168,7 @@ pub async fn serve(
         itl: Sampler::new(config.profile.itl),
         shutdown: shutdown.clone(),
         config,
+        lateness,
     });
     if let Some(spec) = state.config.profile.faults {
         state.faults.set(spec);

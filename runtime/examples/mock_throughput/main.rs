@@ -2,16 +2,24 @@
 //! and the latency the mock adds to the configured inter-token gap.
 //!
 //! The mock runs on its own current-thread runtime in one OS thread (one core at most); the
-//! clients run on another thread so their parsing is not billed to the mock. The thread's own
+//! clients run on other threads so their parsing is not billed to the mock. The thread's own
 //! CPU time (`RUSAGE_THREAD`) is reported too, since the host may be shared.
 //!
-//! `cargo run --release -p dropzero-runtime --example mock_throughput -- [clients] [tokens] [secs]`
+//! The latency phase reports the added latency twice: at the clients (what a caller sees,
+//! their own queueing included) and inside the mock ([`mock::Lateness`]: how late each paced
+//! token reached the connection), so the two can be told apart. Its clients are the lean
+//! reader in `lean.rs`, spread over `client_threads` threads (default 2).
+//!
+//! `cargo run --release -p dropzero-runtime --example mock_throughput -- [clients] [tokens] [secs] [client_threads]`
+
+mod lean;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use dropzero_runtime::mock::{self, LatencySpec, MockConfig, Profile};
+use dropzero_runtime::mock::{self, LatencySpec, Lateness, MockConfig, Profile};
 use dropzero_sse::{Item, Limits, Parser};
 use futures::StreamExt;
 use hdrhistogram::Histogram;
@@ -25,7 +33,7 @@ struct Server {
 }
 
 impl Server {
-    fn start(profile: Profile) -> anyhow::Result<Server> {
+    fn start(profile: Profile, lateness: Option<Arc<Lateness>>) -> anyhow::Result<Server> {
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
@@ -37,7 +45,11 @@ impl Server {
                 .build()?;
             rt.block_on(async {
                 let listener = tokio::net::TcpListener::from_std(listener)?;
-                mock::serve(listener, MockConfig { seed: 1, profile }, token).await
+                let config = MockConfig { seed: 1, profile };
+                match lateness {
+                    Some(l) => mock::serve_recording(listener, config, token, l).await,
+                    None => mock::serve(listener, config, token).await,
+                }
             })?;
             thread_cpu()
         });
@@ -103,6 +115,7 @@ fn main() -> anyhow::Result<()> {
             .map_or(Ok(default), |a| a.parse().context("numeric argument"))
     };
     let (clients, tokens, secs) = (arg(1, 64)?, arg(2, 2000)? as u32, arg(3, 5)?);
+    let threads = arg(4, 2)?.clamp(1, clients.max(1));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -111,10 +124,13 @@ fn main() -> anyhow::Result<()> {
         .build()?;
 
     // 1. Throughput: zero latency, `clients` streams back to back for `secs` seconds.
-    let server = Server::start(Profile {
-        max_concurrent: 1 << 20,
-        ..Profile::zero_latency()
-    })?;
+    let server = Server::start(
+        Profile {
+            max_concurrent: 1 << 20,
+            ..Profile::zero_latency()
+        },
+        None,
+    )?;
     let deadline = Instant::now() + Duration::from_secs(secs);
     let started = Instant::now();
     let counts = rt.block_on(futures::future::join_all((0..clients).map(|_| {
@@ -148,45 +164,86 @@ fn main() -> anyhow::Result<()> {
         max_concurrent: 1 << 20,
         ..Profile::fast()
     };
-    let server = Server::start(profile)?;
-    // The clients' thread timestamps each event after parsing it: if it is near 100% busy,
-    // its queueing is part of the added latency.
-    let (client_cpu0, started) = (thread_cpu()?, Instant::now());
+    let lateness = Arc::new(Lateness::default());
+    let server = Server::start(profile, Some(lateness.clone()))?;
+    let addr = server.addr;
+    let started = Instant::now();
+    let per_thread: Vec<_> = (0..threads)
+        .map(|t| {
+            // Streams t, t + threads, …: the threads' shares differ by one at most.
+            let n = (clients - t).div_ceil(threads);
+            std::thread::spawn(move || latency_clients(addr, n, gap))
+        })
+        .collect();
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
-    let results = rt.block_on(futures::future::join_all((0..clients).map(|_| {
-        let http = http.clone();
-        async move {
-            let mut local = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
-            let mut prev: Option<Instant> = None;
-            stream(&http, server.addr, 500, |now| {
-                if let Some(p) = prev {
-                    let added = now.duration_since(p).saturating_sub(gap);
-                    local.saturating_record(added.as_micros().max(1) as u64);
-                }
-                prev = Some(now);
-            })
-            .await?;
-            anyhow::Ok(local)
-        }
-    })));
-    for local in results {
-        hist.add(local?)?;
+    let mut client_cpu = Vec::new();
+    for handle in per_thread {
+        let (local, cpu) = handle
+            .join()
+            .map_err(|_| anyhow::anyhow!("client thread panicked"))??;
+        hist.add(local)?;
+        client_cpu.push(cpu.as_secs_f64());
     }
-    let client_busy = (thread_cpu()? - client_cpu0).as_secs_f64() / started.elapsed().as_secs_f64();
+    let wall = started.elapsed().as_secs_f64();
     let cpu = server.stop()?.as_secs_f64();
+    let mock = lateness.snapshot();
     // Paced tokens leave one write each, so this is the mock's cost per token at its dearest.
     let paced = (hist.len() + clients) as f64;
+    let busy: Vec<String> = client_cpu
+        .iter()
+        .map(|c| format!("{:.0}%", c / wall * 100.0))
+        .collect();
     println!(
-        "added latency over a {gap:?} gap, {clients} streams x 500 tokens: p50 {}us p99 {}us \
-         p99.9 {}us max {}us ({} gaps); mock thread CPU {cpu:.2}s = {:.1}us per paced token; \
-         client thread {:.0}% busy",
+        "added latency over a {gap:?} gap, {clients} streams x 500 tokens, {threads} client \
+         threads ({} busy): at the clients p50 {}us p99 {}us p99.9 {}us max {}us ({} gaps); \
+         in the mock p50 {}us p99 {}us p99.9 {}us max {}us; mock write lateness (handed to \
+         the connection - due) p50 {}us p99 {}us max {}us; mock thread CPU {cpu:.2}s = \
+         {:.1}us per paced token",
+        busy.join(" "),
         hist.value_at_quantile(0.5),
         hist.value_at_quantile(0.99),
         hist.value_at_quantile(0.999),
         hist.max(),
         hist.len(),
+        mock.added.value_at_quantile(0.5),
+        mock.added.value_at_quantile(0.99),
+        mock.added.value_at_quantile(0.999),
+        mock.added.max(),
+        mock.late.value_at_quantile(0.5),
+        mock.late.value_at_quantile(0.99),
+        mock.late.max(),
         cpu * 1e6 / paced,
-        client_busy * 100.0
     );
     Ok(())
+}
+
+/// `n` concurrent 500-token streams on this thread's own runtime: the histogram of measured
+/// gap − `gap` (µs), and this thread's CPU time.
+fn latency_clients(
+    addr: SocketAddr,
+    n: u64,
+    gap: Duration,
+) -> anyhow::Result<(Histogram<u64>, Duration)> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let cpu0 = thread_cpu()?;
+    let results = rt.block_on(futures::future::join_all((0..n).map(|_| async move {
+        let mut local = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+        let mut prev: Option<Instant> = None;
+        lean::stream(addr, 500, |now| {
+            if let Some(p) = prev {
+                let added = now.duration_since(p).saturating_sub(gap);
+                local.saturating_record(added.as_micros().max(1) as u64);
+            }
+            prev = Some(now);
+        })
+        .await?;
+        anyhow::Ok(local)
+    })));
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    for local in results {
+        hist.add(local?)?;
+    }
+    Ok((hist, thread_cpu()? - cpu0))
 }
