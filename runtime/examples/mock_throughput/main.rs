@@ -25,11 +25,12 @@ use futures::StreamExt;
 use hdrhistogram::Histogram;
 use tokio_util::sync::CancellationToken;
 
-/// A mock on its own thread; `stop` returns the CPU time that thread used.
+/// A mock on its own thread; `stop` returns the CPU time that thread used and how long it
+/// was runnable but waiting for a CPU (the host is shared: that wait is lateness too).
 struct Server {
     addr: SocketAddr,
     shutdown: CancellationToken,
-    thread: std::thread::JoinHandle<anyhow::Result<Duration>>,
+    thread: std::thread::JoinHandle<anyhow::Result<(Duration, Duration)>>,
 }
 
 impl Server {
@@ -39,20 +40,24 @@ impl Server {
         let addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
-        let thread = std::thread::spawn(move || -> anyhow::Result<Duration> {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            rt.block_on(async {
-                let listener = tokio::net::TcpListener::from_std(listener)?;
-                let config = MockConfig { seed: 1, profile };
-                match lateness {
-                    Some(l) => mock::serve_recording(listener, config, token, l).await,
-                    None => mock::serve(listener, config, token).await,
-                }
-            })?;
-            thread_cpu()
-        });
+        // Named so that `perf report --comm mock` shows the mock alone.
+        let thread = std::thread::Builder::new().name("mock".into()).spawn(
+            move || -> anyhow::Result<(Duration, Duration)> {
+                let waited = run_delay();
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                rt.block_on(async {
+                    let listener = tokio::net::TcpListener::from_std(listener)?;
+                    let config = MockConfig { seed: 1, profile };
+                    match lateness {
+                        Some(l) => mock::serve_recording(listener, config, token, l).await,
+                        None => mock::serve(listener, config, token).await,
+                    }
+                })?;
+                Ok((thread_cpu()?, run_delay().saturating_sub(waited)))
+            },
+        )?;
         Ok(Server {
             addr,
             shutdown,
@@ -60,12 +65,21 @@ impl Server {
         })
     }
 
-    fn stop(self) -> anyhow::Result<Duration> {
+    fn stop(self) -> anyhow::Result<(Duration, Duration)> {
         self.shutdown.cancel();
         self.thread
             .join()
             .map_err(|_| anyhow::anyhow!("server thread panicked"))?
     }
+}
+
+/// Time the calling thread has spent runnable but not running (Linux schedstat; zero where
+/// it cannot be read).
+fn run_delay() -> Duration {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse().ok())
+        .map_or(Duration::ZERO, Duration::from_nanos)
 }
 
 /// CPU time (user + system) the calling thread has used.
@@ -145,7 +159,7 @@ fn main() -> anyhow::Result<()> {
     })));
     let elapsed = started.elapsed().as_secs_f64();
     let total: u64 = counts.into_iter().sum::<anyhow::Result<u64>>()?;
-    let cpu = server.stop()?.as_secs_f64();
+    let cpu = server.stop()?.0.as_secs_f64();
     println!(
         "throughput: {clients} clients x {tokens}-token streams, {elapsed:.1}s: {total} tokens, \
          {:.0} tokens/s wall, mock thread CPU {cpu:.2}s => {:.0} tokens per mock CPU-second",
@@ -185,7 +199,8 @@ fn main() -> anyhow::Result<()> {
         client_cpu.push(cpu.as_secs_f64());
     }
     let wall = started.elapsed().as_secs_f64();
-    let cpu = server.stop()?.as_secs_f64();
+    let (cpu, waited) = server.stop()?;
+    let cpu = cpu.as_secs_f64();
     let mock = lateness.snapshot();
     // Paced tokens leave one write each, so this is the mock's cost per token at its dearest.
     let paced = (hist.len() + clients) as f64;
@@ -198,7 +213,7 @@ fn main() -> anyhow::Result<()> {
          threads ({} busy): at the clients p50 {}us p99 {}us p99.9 {}us max {}us ({} gaps); \
          in the mock p50 {}us p99 {}us p99.9 {}us max {}us; mock write lateness (handed to \
          the connection - due) p50 {}us p99 {}us max {}us; mock thread CPU {cpu:.2}s = \
-         {:.1}us per paced token",
+         {:.1}us per paced token, waited {:.0}ms for a CPU in {wall:.2}s",
         busy.join(" "),
         hist.value_at_quantile(0.5),
         hist.value_at_quantile(0.99),
@@ -213,6 +228,7 @@ fn main() -> anyhow::Result<()> {
         mock.late.value_at_quantile(0.99),
         mock.late.max(),
         cpu * 1e6 / paced,
+        waited.as_secs_f64() * 1e3,
     );
     Ok(())
 }

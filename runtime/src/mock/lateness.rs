@@ -104,3 +104,41 @@ impl Lateness {
         *prev = Some((now, paced.last));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// The arithmetic only (instants are made up): a stream paced every 2 ms whose frames
+    /// leave 1 ms late, then 1.5 ms late, then two tokens in one frame.
+    #[test]
+    fn records_lateness_and_the_added_gap_like_a_client() {
+        let (l, t0, mut prev) = (Lateness::default(), Instant::now(), None);
+        let one = |due: Instant| Paced {
+            first: due,
+            last: due,
+            tokens: 1,
+        };
+        l.record(one(t0 + ms(2)), t0 + ms(3), &mut prev);
+        l.record(one(t0 + ms(4)), t0 + ms(5) + ms(1) / 2, &mut prev);
+        let mut two = None;
+        Paced::add(&mut two, t0 + ms(6));
+        Paced::add(&mut two, t0 + ms(8));
+        l.record(two.expect("two tokens"), t0 + ms(9), &mut prev);
+        let h = l.snapshot();
+        // 1 ms, 1.5 ms, and 3 ms twice (the frame's tokens count as late as its first).
+        assert_eq!(h.late.len(), 4);
+        assert_eq!(h.late.min(), 1000);
+        assert_eq!(h.late.count_between(2999, 3001), 2);
+        // Gaps: 2.5 ms for a 2 ms pace (0.5 ms added), 3.5 ms for 2 ms (1.5 ms), then 0.
+        assert_eq!(h.added.len(), 3);
+        assert_eq!(h.added.count_between(499, 501), 1);
+        assert_eq!(h.added.count_between(1499, 1501), 1);
+        assert_eq!(h.added.count_between(0, 1), 1);
+        assert_eq!(prev, Some((t0 + ms(9), t0 + ms(8))));
+    }
+}
