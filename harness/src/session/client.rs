@@ -160,7 +160,7 @@ impl<O: Observer> Session<'_, O> {
         let url = self.events_url(&created);
         let lean = Url::parse(&url)
             .ok()
-            .filter(|u| self.cfg.lean_streams && super::wire::usable(u));
+            .filter(|u| self.cfg.lean_streams && dropzero_wire::usable(u));
         let policy = self.cfg.resume;
         let mut failures = 0u32;
         let class = loop {

@@ -7,7 +7,7 @@ use reqwest::{StatusCode, Url};
 
 use super::client::describe;
 use super::eventsource::MAX_REDIRECTS;
-use super::wire;
+use dropzero_wire as wire;
 
 /// An open stream response, before its status is judged.
 pub(super) struct Stream {

@@ -1,41 +1,42 @@
-//! A lean HTTP/1.1 client for one thing: `GET` an event stream over plain `http://` and read
-//! its body in the session's own task.
+//! A lean HTTP/1.1 client for one thing: send one request over plain `http://` and read the
+//! response body piece by piece in the caller's own task. The harness reads its event streams
+//! with it (`dropzero::session::open`), the runtime its LLM streams (`dropzero_runtime::llm`).
 //!
 //! Why it exists: at thousands of streams, the general client (reqwest over hyper) costs
 //! two tasks per event — hyper's connection task reads the socket and hands each chunk to the
-//! session's task through a channel — plus its dispatcher and 8 KiB buffers per connection.
-//! Here the session's task reads the socket itself into one small buffer (one `read` per
-//! wake-up; tokio clears readiness on a short read, so no second `read` ends in `EAGAIN`) and
-//! decodes the body framing in place. `docs/benchmarks.md` ("A lean stream reader") has what
-//! it bought.
+//! caller's task through a channel — plus its dispatcher, request channel and 8 KiB buffers
+//! per connection (about 29 KB of heap per open connection, measured in the runtime). Here
+//! the caller's task reads the socket itself into one small buffer (one `read` per wake-up;
+//! tokio clears readiness on a short read, so no second `read` ends in `EAGAIN`) and decodes
+//! the body framing in place. `docs/benchmarks.md` ("A lean stream reader", "A lean LLM
+//! client") has what it bought.
 //!
-//! What it does not do, and who does instead (`client.rs` decides, see [`usable`]):
+//! What it does not do, and who does instead (the caller decides, see [`usable`]):
 //! - `https://`, credentials in the URL (reqwest's Basic auth) and proxies (an
-//!   `HTTP_PROXY`/`ALL_PROXY` environment): reqwest reads those streams.
-//! - Redirects: a `3xx` here is handed back, and the attempt is made again through reqwest,
-//!   which follows redirects as fetch does (`eventsource::redirect_policy`).
-//! - Connection reuse: each stream has its own connection and asks for `Connection: close`.
+//!   `HTTP_PROXY`/`ALL_PROXY` environment): reqwest.
+//! - Redirects: a `3xx` is handed back as any other response.
+//! - Connection reuse: each request has its own connection and asks for `Connection: close`.
 //!
 //! What it does as hyper would (RFC 9112): skips `1xx` interim responses; frames the body by
 //! `Transfer-Encoding: chunked` (extensions and trailers ignored, CRLF line ends required,
 //! nothing but spaces before a `;` after the size), else `Content-Length` (digits only), else
 //! the connection's close; a body cut before its framing says it ended is an error, a
-//! close-delimited one ends cleanly. So a target's framing fails the same way whichever reader
-//! reads it. Everything the target sends is bounded: the response head
+//! close-delimited one ends cleanly. So a server's framing fails the same way whichever client
+//! reads it. Everything the server sends is bounded: the response head
 //! ([`MAX_HEAD`], [`MAX_HEADERS`]) and a chunk-size or trailer line ([`MAX_LINE`]); a request
 //! header value with a line break is refused before anything is sent.
 
 use std::io;
 use std::sync::OnceLock;
 
-use reqwest::StatusCode;
-use reqwest::Url;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use http::StatusCode;
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use url::Url;
 
-/// The read buffer of a stream. Protocol events are a few hundred bytes; a burst (a resume's
-/// replay) takes more reads, not more memory.
+/// The read buffer of a response. Events are a few hundred bytes; a burst (a resume's replay)
+/// takes more reads, not more memory.
 const READ_BUFFER: usize = 4 * 1024;
 /// Largest response head (status line and headers) accepted.
 pub const MAX_HEAD: usize = 64 * 1024;
@@ -46,7 +47,7 @@ pub const MAX_LINE: usize = 1024;
 
 /// Whether this client can read a stream at `url`: plain `http://` without credentials in
 /// the URL, and no proxy configured in the environment (which reqwest would honour).
-pub(super) fn usable(url: &Url) -> bool {
+pub fn usable(url: &Url) -> bool {
     static PROXIED: OnceLock<bool> = OnceLock::new();
     let proxied = *PROXIED.get_or_init(|| {
         ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"]
@@ -59,7 +60,7 @@ pub(super) fn usable(url: &Url) -> bool {
 }
 
 /// A response whose head has been read; its body is read with [`Body::next`].
-pub(super) struct Response {
+pub struct Response {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Body,
@@ -67,16 +68,64 @@ pub(super) struct Response {
 
 /// `GET url` with `headers` (names in lower case) on a new connection, and read the response
 /// head. Errors are I/O errors; a malformed response is `InvalidData`.
-pub(super) async fn get(url: &Url, headers: &[(&str, &str)]) -> io::Result<Response> {
+pub async fn get(url: &Url, headers: &[(&str, &str)]) -> io::Result<Response> {
+    request("GET", url, headers, &[]).await
+}
+
+/// `method url` with `headers` (names in lower case) and `body` (sent with its
+/// `content-length` unless empty) on a new connection, and read the response head. Errors
+/// are I/O errors; a malformed response is `InvalidData`.
+pub async fn request(
+    method: &str,
+    url: &Url,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> io::Result<Response> {
+    // Refused before connecting: a header value that cannot be sent.
+    let request = request_bytes(method, url, headers, body)?;
+    exchange(connect(url).await?, request).await
+}
+
+/// A new connection to `url`'s host and port, for [`send`]: a caller that tells a failed
+/// connect (the server is unreachable) from a failure later on connects first.
+pub async fn connect(url: &Url) -> io::Result<TcpStream> {
     let host = url
         .host_str()
         .ok_or_else(|| invalid_input("the URL has no host"))?;
     let port = url.port_or_known_default().unwrap_or(80);
     let ip_or_name = host.trim_start_matches('[').trim_end_matches(']');
-    let request = request_head(url, headers)?;
-    let mut sock = TcpStream::connect((ip_or_name, port)).await?;
+    let sock = TcpStream::connect((ip_or_name, port)).await?;
     sock.set_nodelay(true)?;
+    Ok(sock)
+}
+
+/// [`request`] on a connection made by [`connect`].
+pub async fn send(
+    sock: TcpStream,
+    method: &str,
+    url: &Url,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> io::Result<Response> {
+    exchange(sock, request_bytes(method, url, headers, body)?).await
+}
+
+/// The request's head and body, for one write: a small request goes out in one segment.
+fn request_bytes(
+    method: &str,
+    url: &Url,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> io::Result<Vec<u8>> {
+    let mut request = request_head(method, url, headers, body.len())?;
+    request.extend_from_slice(body);
+    Ok(request)
+}
+
+/// Write `request` and read the response head.
+async fn exchange(mut sock: TcpStream, request: Vec<u8>) -> io::Result<Response> {
     sock.write_all(&request).await?;
+    drop(request);
     let mut body = Body {
         sock,
         buf: vec![0; READ_BUFFER],
@@ -120,11 +169,23 @@ pub(super) async fn get(url: &Url, headers: &[(&str, &str)]) -> io::Result<Respo
     }
 }
 
-fn request_head(url: &Url, headers: &[(&str, &str)]) -> io::Result<Vec<u8>> {
+fn request_head(
+    method: &str,
+    url: &Url,
+    headers: &[(&str, &str)],
+    body_len: usize,
+) -> io::Result<Vec<u8>> {
     let target = &url[url::Position::BeforePath..url::Position::AfterQuery];
     let authority = &url[url::Position::BeforeHost..url::Position::AfterPort];
     let mut out = Vec::with_capacity(256);
-    for part in ["GET ", target, " HTTP/1.1\r\nhost: ", authority, "\r\n"] {
+    for part in [
+        method,
+        " ",
+        target,
+        " HTTP/1.1\r\nhost: ",
+        authority,
+        "\r\n",
+    ] {
         out.extend_from_slice(part.as_bytes());
     }
     for (name, value) in headers {
@@ -137,6 +198,9 @@ fn request_head(url: &Url, headers: &[(&str, &str)]) -> io::Result<Vec<u8>> {
         for part in [*name, ": ", value, "\r\n"] {
             out.extend_from_slice(part.as_bytes());
         }
+    }
+    if body_len > 0 {
+        out.extend_from_slice(format!("content-length: {body_len}\r\n").as_bytes());
     }
     out.extend_from_slice(b"connection: close\r\n\r\n");
     Ok(out)
@@ -209,7 +273,7 @@ fn framing(status: StatusCode, headers: &HeaderMap) -> io::Result<Framing> {
 }
 
 /// A response body being read from its connection.
-pub(super) struct Body {
+pub struct Body {
     sock: TcpStream,
     buf: Vec<u8>,
     /// `buf[pos..len]` is read and not yet decoded.
@@ -231,7 +295,7 @@ enum Step {
 impl Body {
     /// The next piece of the body, `None` at its end. Cancel-safe only in that dropping the
     /// future loses nothing decoded: a caller that stops waiting stops reading the stream.
-    pub(super) async fn next(&mut self) -> Option<io::Result<&[u8]>> {
+    pub async fn next(&mut self) -> Option<io::Result<&[u8]>> {
         loop {
             let step = match self.decode() {
                 Ok(step) => step,
@@ -434,6 +498,15 @@ mod tests {
                 sock.read_exact(&mut byte).await.expect("request");
                 head.push(byte[0]);
             }
+            // A request body, by its length.
+            let text = String::from_utf8_lossy(&head).to_string();
+            let length = text
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .map_or(0, |n| n.trim().parse::<usize>().expect("length"));
+            let mut body = vec![0u8; length];
+            sock.read_exact(&mut body).await.expect("request body");
+            head.extend_from_slice(&body);
             for piece in response.chunks(split.max(1)) {
                 if sock.write_all(piece).await.is_err() {
                     break;
@@ -605,6 +678,32 @@ mod tests {
             .err()
             .expect("refused");
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[tokio::test]
+    async fn a_request_body_goes_out_with_its_length() {
+        let (url, server) =
+            serve(format!("{SSE}content-length: 2\r\n\r\nok").into_bytes(), 64).await;
+        let mut resp = request(
+            "POST",
+            &url,
+            &[("content-type", "application/json")],
+            b"{\"a\":1}",
+        )
+        .await
+        .expect("response");
+        assert_eq!(resp.status, 200);
+        assert_eq!(resp.body.next().await.expect("piece").expect("ok"), b"ok");
+        assert!(resp.body.next().await.is_none());
+        let port = url.port().expect("port");
+        assert_eq!(
+            server.await.expect("server"),
+            format!(
+                "POST /v1/sessions/s/events?x=1 HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n\
+                 content-type: application/json\r\ncontent-length: 7\r\nconnection: close\r\n\r\n\
+                 {{\"a\":1}}"
+            )
+        );
     }
 
     #[test]
