@@ -23,6 +23,9 @@ use crate::config::LlmClientKind;
 
 /// How long a connection to the LLM may take to open.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a finished lean response waits for the LLM to close its connection, so the TIME_WAIT
+/// stays with the server (`dropzero_wire::Body::finish`).
+const AWAIT_CLOSE: Duration = Duration::from_millis(20);
 /// How much of an error response's body is read (the first 500 characters are kept).
 const ERROR_BODY_CAP: usize = 16 * 1024;
 
@@ -257,6 +260,8 @@ type BodyStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 enum Body {
     Wire(dropzero_wire::Body),
     Reqwest(BodyStream),
+    /// Read to its end after `message_stop`.
+    Done,
 }
 
 impl Body {
@@ -276,6 +281,7 @@ impl Body {
                 Ok(chunk) => Ok(parser.feed(&chunk, items)),
                 Err(e) => Err(e.to_string()),
             }),
+            Body::Done => None,
         }
     }
 
@@ -292,6 +298,7 @@ impl Body {
                     Some(Ok(chunk)) => out.extend_from_slice(&chunk),
                     _ => break,
                 },
+                Body::Done => break,
             }
         }
         out.truncate(cap);
@@ -318,6 +325,9 @@ impl LlmStream {
                 return Ok(Some(event));
             }
             if self.finished {
+                if let Body::Wire(body) = std::mem::replace(&mut self.body, Body::Done) {
+                    body.finish(AWAIT_CLOSE).await;
+                }
                 return Ok(None);
             }
             let cut = |reason: String, tokens| LlmError::Cut {
