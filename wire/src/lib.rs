@@ -35,9 +35,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use url::Url;
 
-/// The read buffer of a response. Events are a few hundred bytes; a burst (a resume's replay)
-/// takes more reads, not more memory.
-const READ_BUFFER: usize = 4 * 1024;
+/// The read buffer a response starts with, and returns to: events are a few hundred bytes.
+/// It holds more than the most the decoder leaves undecoded (a partial chunk-size or trailer
+/// line, at most [`MAX_LINE`]), so a read always has room.
+const READ_BUFFER: usize = 2 * 1024;
+/// The most a burst grows the read buffer to (a resume's replay, an LLM answering at full
+/// speed): fewer reads while it lasts, and back to [`READ_BUFFER`] after.
+const MAX_READ_BUFFER: usize = 16 * 1024;
+const _: () = assert!(READ_BUFFER > MAX_LINE + 2 && MAX_READ_BUFFER >= READ_BUFFER);
 /// Largest response head (status line and headers) accepted.
 pub const MAX_HEAD: usize = 64 * 1024;
 /// Most response headers accepted (hyper's default too).
@@ -310,7 +315,7 @@ impl Body {
                 Step::More if self.framing == Framing::Ended => return None,
                 Step::More => {}
             }
-            match self.fill().await {
+            match self.fill_body().await {
                 Ok(0) if self.framing == Framing::Close => {
                     self.framing = Framing::Ended;
                     return None;
@@ -438,7 +443,24 @@ impl Body {
         Ok(n)
     }
 
-    /// Back to a [`READ_BUFFER`] after a large head grew the buffer, when what is left fits.
+    /// [`Body::fill`] for the body, sizing the buffer to what arrives: a read that filled all
+    /// the free space doubles it (up to [`MAX_READ_BUFFER`]), so a burst takes fewer reads;
+    /// a small read takes a grown buffer back to [`READ_BUFFER`], so a stream that once had a
+    /// burst does not keep the memory.
+    async fn fill_body(&mut self) -> io::Result<usize> {
+        let n = self.fill().await?;
+        let free = self.buf.len() - (self.len - n);
+        if n == free && self.buf.len() < MAX_READ_BUFFER {
+            let grown = (self.buf.len() * 2).min(MAX_READ_BUFFER);
+            self.buf.resize(grown, 0);
+        } else if n <= READ_BUFFER / 2 {
+            self.shrink();
+        }
+        Ok(n)
+    }
+
+    /// Back to a [`READ_BUFFER`] after a large head or a burst grew the buffer, when what is
+    /// left fits.
     fn shrink(&mut self) {
         let left = self.len - self.pos;
         if self.buf.len() > READ_BUFFER && left <= READ_BUFFER {
@@ -759,6 +781,58 @@ mod tests {
         server.abort();
     }
 
+    #[tokio::test]
+    async fn a_burst_grows_the_buffer_and_a_quiet_stream_gives_it_back() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url: Url = format!("http://{}/", listener.local_addr().expect("addr"))
+            .parse()
+            .expect("url");
+        let burst = vec![b'x'; 48 * 1024];
+        let server = tokio::spawn({
+            let burst = burst.clone();
+            async move {
+                let (mut sock, _) = listener.accept().await.expect("accept");
+                let mut buf = [0u8; 1024];
+                let _ = sock.read(&mut buf).await;
+                let mut out = format!(
+                    "{SSE}transfer-encoding: chunked\r\n\r\n{:x}\r\n",
+                    burst.len()
+                )
+                .into_bytes();
+                out.extend_from_slice(&burst);
+                out.extend_from_slice(b"\r\n");
+                sock.write_all(&out).await.expect("burst");
+                // Quiet, then one small event and the end.
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                sock.write_all(b"3\r\nend\r\n0\r\n\r\n")
+                    .await
+                    .expect("tail");
+            }
+        });
+        let mut resp = get(&url, &[]).await.expect("response");
+        // Let the whole burst queue up in the socket before reading it.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let (mut body, mut largest) = (Vec::new(), 0);
+        while let Some(piece) = resp.body.next().await {
+            body.extend_from_slice(piece.expect("piece"));
+            largest = largest.max(resp.body.buf.len());
+        }
+        let mut sent = burst;
+        sent.extend_from_slice(b"end");
+        assert_eq!(body, sent);
+        assert!(
+            largest > READ_BUFFER,
+            "the burst grew the buffer: {largest}"
+        );
+        assert!(largest <= MAX_READ_BUFFER, "{largest}");
+        assert_eq!(
+            resp.body.buf.len(),
+            READ_BUFFER,
+            "given back after the burst"
+        );
+        server.await.expect("server");
+    }
+
     #[test]
     fn only_plain_http_is_read_here() {
         let url = |u: &str| u.parse::<Url>().expect("url");
@@ -827,9 +901,9 @@ mod tests {
         /// decoded body is the body sent; with bare-LF line ends it is an error.
         #[test]
         fn any_chunking_decodes_to_the_body(
-            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..3000),
-            sizes in proptest::collection::vec(1usize..700, 1..6),
-            split in 1usize..600,
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40_000),
+            sizes in proptest::collection::vec(1usize..9_000, 1..6),
+            split in 1usize..20_000,
             upper in proptest::prelude::any::<bool>(),
             ext in proptest::prelude::any::<bool>(),
             lf in proptest::prelude::any::<bool>(),
