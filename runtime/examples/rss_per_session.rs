@@ -3,16 +3,19 @@
 //! ```text
 //! dropzero mock-llm --port 0 --profile slow.toml     # a separate process (see below)
 //! cargo run --release -p dropzero-runtime --example rss_per_session -- \
-//!     http://127.0.0.1:PORT 1000 memory|sqlite:/tmp/rss.db
+//!     http://127.0.0.1:PORT 1000 memory|sqlite:/tmp/rss.db [lean|reqwest]
 //! ```
 //! The mock runs in its own process so only the runtime is measured; give it a slow profile
 //! (e.g. `itl = { median = "1s", p99 = "2s" }`) so sessions stay active. The example starts
 //! N sessions directly through `AppState::start_session` (no HTTP client in this process),
-//! waits until every one has streamed tokens, and reports (VmRSS after − before) / N.
+//! waits until every one has streamed tokens, and reports (VmRSS after − before) / N. The
+//! last argument picks the LLM client (`--llm-client`; default `lean`), so one binary
+//! measures both.
 #![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
 
+use dropzero_runtime::config::LlmClientKind;
 use dropzero_runtime::{AppState, Config, JournalSpec, open_journal, session::SessionRecord};
 
 fn vm_rss_kib() -> u64 {
@@ -30,7 +33,13 @@ async fn main() {
     let llm = args.next().expect("mock LLM URL");
     let n: usize = args.next().map_or(1000, |a| a.parse().unwrap());
     let spec: JournalSpec = args.next().unwrap_or("memory".into()).parse().unwrap();
+    let client = args.next().unwrap_or("lean".into());
     let mut config = Config::new(&llm);
+    config.llm_client = match client.as_str() {
+        "lean" => LlmClientKind::Lean,
+        "reqwest" => LlmClientKind::Reqwest,
+        other => panic!("LLM client {other:?}: lean or reqwest"),
+    };
     config.step_timeout = Duration::from_secs(600);
     let state = AppState::new(config, open_journal(&spec).await.unwrap());
     // Warm up one session so lazily-initialised pools exist before the baseline.

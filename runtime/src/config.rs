@@ -24,6 +24,12 @@ pub struct RuntimeArgs {
     /// Base URL of an Anthropic Messages API (the mock LLM, or the real thing).
     #[arg(long, default_value = "http://127.0.0.1:8081")]
     pub llm_url: String,
+    /// How LLM streams are read: `lean` reads a plain `http://` LLM URL with the workspace's
+    /// lean HTTP/1.1 client (one connection per call, ~4 KiB per open stream instead of
+    /// hyper's ~29 KB) and anything else with reqwest; `reqwest` reads every URL with reqwest
+    /// (pooled connections).
+    #[arg(long, value_enum, default_value_t = LlmClientKind::Lean)]
+    pub llm_client: LlmClientKind,
     /// `naive` (in memory, no resume, no drain) or `resilient` (journal, resume, drain).
     #[arg(long, value_enum, default_value_t = Mode::Resilient)]
     pub mode: Mode,
@@ -325,11 +331,21 @@ pub struct ProtectionConfig {
     pub expires_in_minutes: u32,
 }
 
+/// Which HTTP client reads LLM streams (see `llm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LlmClientKind {
+    /// The lean HTTP/1.1 client where it can read the URL (plain `http://`, no proxy), else reqwest.
+    Lean,
+    /// reqwest for every URL.
+    Reqwest,
+}
+
 /// The resolved configuration every part of the runtime reads.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub mode: Mode,
     pub llm_url: String,
+    pub llm_client: LlmClientKind,
     pub model: String,
     pub replica_id: String,
     pub version_label: String,
@@ -362,6 +378,7 @@ impl Config {
         Config {
             mode: Mode::Resilient,
             llm_url: llm_url.into(),
+            llm_client: LlmClientKind::Lean,
             model: "claude-sonnet-4-5".into(),
             replica_id: random_replica_id(),
             version_label: "v1".into(),
@@ -430,6 +447,7 @@ impl Config {
         }
         let mut config = Config::new(args.llm_url.trim_end_matches('/'));
         config.mode = args.mode;
+        config.llm_client = args.llm_client;
         config.model = args.model.clone();
         if let Some(id) = &args.replica_id {
             config.replica_id = id.clone();

@@ -2,22 +2,42 @@
 //! `"stream": true`), reading the response with the workspace SSE parser. It turns the wire
 //! events into [`LlmEvent`]s and classifies failures as retryable or not.
 //!
+//! The request goes out through the workspace's lean HTTP/1.1 client (`dropzero_wire`) when
+//! the URL is plain `http://` (the mock LLM of a load test), else through reqwest (`https://`
+//! to a provider, proxies, or `--llm-client reqwest`). hyper's client holds ~29 KB of heap per
+//! open connection, more than everything else a session holds; the lean one reads the
+//! response in the step's own task with one 4 KiB buffer (docs/benchmarks.md, "A lean LLM
+//! client").
+//!
 //! Not for retries, budgets or prefill policy: the agent decides those (see `agent::worker`).
 
-use std::{collections::VecDeque, pin::Pin};
+use std::{collections::VecDeque, pin::Pin, time::Duration};
 
 use bytes::Bytes;
 use dropzero_sse::{Item, Limits, Parser};
 use futures::{Stream, StreamExt};
 use serde_json::{Value, json};
+use url::Url;
+
+use crate::config::LlmClientKind;
+
+/// How long a connection to the LLM may take to open.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a finished lean response waits for the LLM to close its connection, so the TIME_WAIT
+/// stays with the server (`dropzero_wire::Body::finish`).
+const AWAIT_CLOSE: Duration = Duration::from_millis(20);
+/// How much of an error response's body is read (the first 500 characters are kept).
+const ERROR_BODY_CAP: usize = 16 * 1024;
 
 /// Why an LLM call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LlmError {
     #[error("LLM answered HTTP {status}: {body}")]
     Status { status: u16, body: String },
-    #[error("LLM connection failed: {0}")]
-    Connect(#[source] reqwest::Error),
+    /// The request did not get a response head: `unreachable` when no connection could be
+    /// made at all (refused, no route, connect timeout).
+    #[error("LLM connection failed: {message}")]
+    Connect { message: String, unreachable: bool },
     #[error("LLM stream cut after {received_tokens} tokens: {reason}")]
     Cut {
         received_tokens: u64,
@@ -33,14 +53,20 @@ impl LlmError {
     /// The request never reached the LLM: no connection could be made (refused, no route,
     /// connect timeout). An outage rather than a failure of this call.
     pub fn is_unreachable(&self) -> bool {
-        matches!(self, LlmError::Connect(e) if e.is_connect())
+        matches!(
+            self,
+            LlmError::Connect {
+                unreachable: true,
+                ..
+            }
+        )
     }
 
     /// 429, 529, 5xx, connection errors, cut streams and overload events are worth retrying.
     pub fn is_retryable(&self) -> bool {
         match self {
             LlmError::Status { status, .. } => *status == 429 || *status >= 500,
-            LlmError::Connect(_) | LlmError::Cut { .. } => true,
+            LlmError::Connect { .. } | LlmError::Cut { .. } => true,
             LlmError::Api { kind, .. } => {
                 matches!(
                     kind.as_str(),
@@ -91,6 +117,8 @@ pub enum LlmEvent {
 pub struct LlmClient {
     http: reqwest::Client,
     base: String,
+    /// `{base}/v1/messages`, when the lean client reads it.
+    lean: Option<Url>,
     model: String,
     /// `$ANTHROPIC_API_KEY` at start-up (on ECS: the task definition's `secrets`), sent as
     /// `x-api-key`; the mock LLM ignores it. Never printed.
@@ -108,13 +136,18 @@ impl std::fmt::Debug for ApiKey {
 }
 
 impl LlmClient {
-    pub fn new(base: &str, model: &str) -> LlmClient {
+    pub fn new(base: &str, model: &str, kind: LlmClientKind) -> LlmClient {
+        let base = base.trim_end_matches('/').to_string();
+        let lean = Url::parse(&format!("{base}/v1/messages"))
+            .ok()
+            .filter(|u| kind == LlmClientKind::Lean && dropzero_wire::usable(u));
         LlmClient {
             http: reqwest::Client::builder()
-                .connect_timeout(std::time::Duration::from_secs(5))
+                .connect_timeout(CONNECT_TIMEOUT)
                 .build()
                 .unwrap_or_default(),
-            base: base.trim_end_matches('/').to_string(),
+            base,
+            lean,
             model: model.to_string(),
             api_key: std::env::var("ANTHROPIC_API_KEY")
                 .ok()
@@ -139,28 +172,20 @@ impl LlmClient {
         if let Some(tools) = req.tools {
             body["tools"] = tools.clone();
         }
-        let mut request = self.http.post(format!("{}/v1/messages", self.base));
-        if let Some(key) = &self.api_key {
-            request = request.header("x-api-key", &key.0);
-        }
-        let response = request
-            .header("anthropic-version", "2023-06-01")
-            .header("x-dropzero-role", req.role)
-            .header("x-dropzero-session", req.session_id)
-            .json(&body)
-            .send()
-            .await
-            .map_err(LlmError::Connect)?;
-        let status = response.status();
+        let body = serde_json::to_vec(&body).map_err(|e| LlmError::Protocol(e.to_string()))?;
+        let (status, body) = match &self.lean {
+            Some(url) => self.send_lean(url, req, &body).await?,
+            None => self.send_reqwest(req, body).await?,
+        };
         if !status.is_success() {
-            let body = response.text().await.unwrap_or_default();
+            let body = body.read_capped(ERROR_BODY_CAP).await;
             return Err(LlmError::Status {
                 status: status.as_u16(),
-                body: body.chars().take(500).collect(),
+                body: String::from_utf8_lossy(&body).chars().take(500).collect(),
             });
         }
         Ok(LlmStream {
-            body: Box::pin(response.bytes_stream()),
+            body,
             parser: Parser::new(Limits::default()),
             items: Vec::new(),
             queue: VecDeque::new(),
@@ -169,13 +194,121 @@ impl LlmClient {
             finished: false,
         })
     }
+
+    async fn send_lean(
+        &self,
+        url: &Url,
+        req: &LlmRequest<'_>,
+        body: &[u8],
+    ) -> Result<(reqwest::StatusCode, Body), LlmError> {
+        let failed = |e: std::io::Error, unreachable| LlmError::Connect {
+            message: e.to_string(),
+            unreachable,
+        };
+        let sock = match tokio::time::timeout(CONNECT_TIMEOUT, dropzero_wire::connect(url)).await {
+            Ok(Ok(sock)) => sock,
+            Ok(Err(e)) => return Err(failed(e, true)),
+            Err(_) => {
+                let e = std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out");
+                return Err(failed(e, true));
+            }
+        };
+        let mut headers = vec![
+            ("content-type", "application/json"),
+            ("anthropic-version", "2023-06-01"),
+            ("x-dropzero-role", req.role),
+            ("x-dropzero-session", req.session_id),
+        ];
+        if let Some(key) = &self.api_key {
+            headers.push(("x-api-key", &key.0));
+        }
+        let response = dropzero_wire::send(sock, "POST", url, &headers, body)
+            .await
+            .map_err(|e| failed(e, false))?;
+        Ok((response.status, Body::Wire(response.body)))
+    }
+
+    async fn send_reqwest(
+        &self,
+        req: &LlmRequest<'_>,
+        body: Vec<u8>,
+    ) -> Result<(reqwest::StatusCode, Body), LlmError> {
+        let mut request = self.http.post(format!("{}/v1/messages", self.base));
+        if let Some(key) = &self.api_key {
+            request = request.header("x-api-key", &key.0);
+        }
+        let response = request
+            .header("content-type", "application/json")
+            .header("anthropic-version", "2023-06-01")
+            .header("x-dropzero-role", req.role)
+            .header("x-dropzero-session", req.session_id)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| LlmError::Connect {
+                message: e.to_string(),
+                unreachable: e.is_connect(),
+            })?;
+        let status = response.status();
+        Ok((status, Body::Reqwest(Box::pin(response.bytes_stream()))))
+    }
 }
 
 type BodyStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 
+/// A response body, from whichever client sent the request.
+enum Body {
+    Wire(dropzero_wire::Body),
+    Reqwest(BodyStream),
+    /// Read to its end after `message_stop`.
+    Done,
+}
+
+impl Body {
+    /// Feed the next piece of the body to `parser`: `None` at the body's clean end, the
+    /// error that broke it, or the parser's own error (`Ok(Err(..))`).
+    async fn feed(
+        &mut self,
+        parser: &mut Parser,
+        items: &mut Vec<Item>,
+    ) -> Option<Result<Result<(), dropzero_sse::SseError>, String>> {
+        match self {
+            Body::Wire(body) => Some(match body.next().await? {
+                Ok(chunk) => Ok(parser.feed(chunk, items)),
+                Err(e) => Err(e.to_string()),
+            }),
+            Body::Reqwest(stream) => Some(match stream.next().await? {
+                Ok(chunk) => Ok(parser.feed(&chunk, items)),
+                Err(e) => Err(e.to_string()),
+            }),
+            Body::Done => None,
+        }
+    }
+
+    /// The rest of the body, at most `cap` bytes of it (an error ends it early).
+    async fn read_capped(mut self, cap: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        while out.len() < cap {
+            match &mut self {
+                Body::Wire(body) => match body.next().await {
+                    Some(Ok(chunk)) => out.extend_from_slice(chunk),
+                    _ => break,
+                },
+                Body::Reqwest(stream) => match stream.next().await {
+                    Some(Ok(chunk)) => out.extend_from_slice(&chunk),
+                    _ => break,
+                },
+                Body::Done => break,
+            }
+        }
+        out.truncate(cap);
+        out
+    }
+}
+
 /// A response being read. `next` yields events until `Finished`, then `None`.
 pub struct LlmStream {
-    body: BodyStream,
+    body: Body,
     parser: Parser,
     items: Vec<Item>,
     queue: VecDeque<LlmEvent>,
@@ -192,24 +325,25 @@ impl LlmStream {
                 return Ok(Some(event));
             }
             if self.finished {
+                if let Body::Wire(body) = std::mem::replace(&mut self.body, Body::Done) {
+                    body.finish(AWAIT_CLOSE).await;
+                }
                 return Ok(None);
             }
             let cut = |reason: String, tokens| LlmError::Cut {
                 received_tokens: tokens,
                 reason,
             };
-            match self.body.next().await {
-                Some(Ok(chunk)) => {
-                    self.parser
-                        .feed(&chunk, &mut self.items)
-                        .map_err(|e| LlmError::Protocol(e.to_string()))?;
+            match self.body.feed(&mut self.parser, &mut self.items).await {
+                Some(Ok(fed)) => {
+                    fed.map_err(|e| LlmError::Protocol(e.to_string()))?;
                     for item in std::mem::take(&mut self.items) {
                         if let Item::Event(ev) = item {
                             self.on_event(&ev.event, &ev.data)?;
                         }
                     }
                 }
-                Some(Err(e)) => return Err(cut(e.to_string(), self.text_tokens)),
+                Some(Err(e)) => return Err(cut(e, self.text_tokens)),
                 None => {
                     return Err(cut(
                         "response ended before message_stop".into(),

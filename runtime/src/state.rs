@@ -70,7 +70,7 @@ enum ResumeError {
 impl AppState {
     pub fn new(config: Config, journal: Arc<dyn Journal>) -> AppState {
         AppState {
-            llm: LlmClient::new(&config.llm_url, &config.model),
+            llm: LlmClient::new(&config.llm_url, &config.model, config.llm_client),
             tools: Arc::new(Tools::new(config.tool_latency)),
             config: Arc::new(config),
             journal,

@@ -6,6 +6,7 @@ mod support;
 
 use std::time::Duration;
 
+use dropzero_runtime::config::LlmClientKind;
 use dropzero_runtime::{Config, Mode};
 use serde_json::json;
 use support::{Resume, create, digest, memory, read, serve, verify};
@@ -19,9 +20,19 @@ async fn run_with_retries(
     query: &str,
     max_retries: u32,
 ) -> Vec<support::Ev> {
+    run_with_client(faults, query, max_retries, LlmClientKind::Lean).await
+}
+
+async fn run_with_client(
+    faults: Option<serde_json::Value>,
+    query: &str,
+    max_retries: u32,
+    client: LlmClientKind,
+) -> Vec<support::Ev> {
     let mock = support::mock(support::profile(Duration::ZERO)).await;
     let mut config = Config::new(&mock.url);
     config.retry.max_retries = max_retries;
+    config.llm_client = client;
     let rt = serve(config, memory()).await;
     if let Some(spec) = faults {
         mock.faults(spec).await;
@@ -54,6 +65,41 @@ async fn cut_streams_are_retried_with_prefill_and_no_token_repeats() {
     );
     let tokens = |evs: &[support::Ev]| evs.iter().filter(|e| e.kind == "token").count();
     assert_eq!(tokens(&events), tokens(&clean));
+}
+
+/// The lean LLM client (plain `http://`, the default) and reqwest (`https://`, or
+/// `--llm-client reqwest`) give the same session: the same events and text, whether the
+/// LLM streams cleanly, cuts every response, or answers 529 for a while.
+#[tokio::test]
+async fn both_llm_clients_give_the_same_session() {
+    let query = "both clients [dz tokens=30] [dz steps=1]";
+    let cases = [
+        None,
+        Some(json!({"cut_after_tokens": 10, "duration_ms": 2000})),
+        Some(json!({"overloaded": 1.0, "duration_ms": 300})),
+    ];
+    for faults in cases {
+        let mut runs = Vec::new();
+        for client in [LlmClientKind::Lean, LlmClientKind::Reqwest] {
+            let events = run_with_client(faults.clone(), query, 40, client).await;
+            assert_eq!(
+                verify(&events, 1)["status"],
+                "completed",
+                "{client:?}, {faults:?}: {events:#?}"
+            );
+            let tokens = events.iter().filter(|e| e.kind == "token").count();
+            let retried = events
+                .iter()
+                .any(|e| e.kind == "step" && e.data["state"] == "retrying");
+            runs.push((digest(&events), tokens, retried));
+        }
+        assert_eq!(runs[0], runs[1], "lean vs reqwest with faults {faults:?}");
+        assert_eq!(
+            runs[0].2,
+            faults.is_some(),
+            "a fault is retried: {faults:?}"
+        );
+    }
 }
 
 #[tokio::test]

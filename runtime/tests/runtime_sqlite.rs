@@ -145,3 +145,85 @@ fn a_file_with_the_old_schema_is_refused_clearly() {
     let err = SqliteJournal::open(&path).unwrap_err().to_string();
     assert!(err.contains("old journal schema"), "{err}");
 }
+
+#[test]
+fn a_file_with_the_single_events_table_schema_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v2.db");
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE sessions (sid INTEGER PRIMARY KEY AUTOINCREMENT,
+                 session_id TEXT NOT NULL UNIQUE);
+             CREATE TABLE events (sid INTEGER NOT NULL, seq INTEGER NOT NULL,
+                 kind TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (sid, seq)) WITHOUT ROWID;",
+        )
+        .unwrap();
+    let err = SqliteJournal::open(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("old journal schema") && err.contains("no hot/heads tables"),
+        "{err}"
+    );
+}
+
+/// Appends one at a time (one batch each), so the writer's sweep moves rows from `hot` to
+/// `events` between them: the fence, the order check and reads hold wherever rows live.
+#[tokio::test]
+async fn fence_and_reads_hold_across_the_hot_to_events_sweep() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.db");
+    // `stale` is fenced by its first SeqTaken (every later append of it fails so), so the
+    // order check runs on a third handle.
+    let (owner, stale, ahead) = (open(&path), open(&path), open(&path));
+    let event = |id: &str, seq: u64| EventRecord {
+        session_id: id.into(),
+        seq,
+        kind: "token".into(),
+        data: json!({"text": format!(" t{seq}")}).to_string(),
+    };
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        let record = SessionRecord::new("r1", "q".into(), Default::default(), None, None);
+        ids.push(owner.create(record).await.unwrap().record.session_id);
+    }
+    for seq in 1..=30 {
+        for id in &ids {
+            owner.append(event(id, seq)).await.unwrap();
+        }
+    }
+    let moved: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM events", [], |row| row.get(0))
+        .unwrap();
+    assert!(moved > 0, "the sweep moved nothing");
+    for id in &ids {
+        let err = stale.append(event(id, 2)).await.unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                dropzero_runtime::journal::JournalError::SeqTaken { seq: 2, .. }
+            ),
+            "{err}"
+        );
+        let err = ahead.append(event(id, 32)).await.unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                dropzero_runtime::journal::JournalError::OutOfOrder {
+                    seq: 32,
+                    expected: 31,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(stale.last_seq(id.clone()).await.unwrap(), 30);
+        let all = stale.read_after(id.clone(), 0, 100).await.unwrap();
+        assert_eq!(all, (1..=30).map(|seq| event(id, seq)).collect::<Vec<_>>());
+        let page = stale.read_after(id.clone(), 7, 5).await.unwrap();
+        assert_eq!(
+            page.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            (8..=12).collect::<Vec<_>>()
+        );
+    }
+}

@@ -160,7 +160,7 @@ impl<O: Observer> Session<'_, O> {
         let url = self.events_url(&created);
         let lean = Url::parse(&url)
             .ok()
-            .filter(|u| self.cfg.lean_streams && super::wire::usable(u));
+            .filter(|u| self.cfg.lean_streams && dropzero_wire::usable(u));
         let policy = self.cfg.resume;
         let mut failures = 0u32;
         let class = loop {
@@ -317,7 +317,7 @@ impl<O: Observer> Session<'_, O> {
         let mut cancelled = pin!(cancel.cancelled());
         let mut deadline = pin!(tokio::time::sleep_until(self.guard.deadline));
         let mut idle = pin!(tokio::time::sleep(self.cfg.idle_timeout));
-        loop {
+        let done = 'read: loop {
             let next = tokio::select! {
                 biased;
                 _ = &mut cancelled => return StreamEnd::Stop(Stop::Cancelled),
@@ -347,7 +347,7 @@ impl<O: Observer> Session<'_, O> {
                 match item {
                     Item::Event(ev) => {
                         if let Some(status) = self.on_event(&ev, now, &mut last_token_at) {
-                            return StreamEnd::Done(status);
+                            break 'read status;
                         }
                     }
                     Item::Retry(ms) => {
@@ -359,7 +359,9 @@ impl<O: Observer> Session<'_, O> {
             if let Err(e) = fed {
                 return interrupted(InterruptReason::Sse(e));
             }
-        }
+        };
+        resp.body.finish().await;
+        StreamEnd::Done(done)
     }
 
     fn on_event(

@@ -12,7 +12,7 @@
 //! - `eventsource`: what a browser's `EventSource` accepts as a stream and could resume
 //!   (WHATWG HTML §9.2): status, `Content-Type`, redirects, the last event ID string. Pure.
 //! - `create`: `POST /v1/sessions` with bounded retries under one idempotency key.
-//! - `open`: one stream request, through `wire` (a lean HTTP/1.1 reader in the session's own
+//! - `open`: one stream request, through `dropzero_wire` (a lean HTTP/1.1 reader in the session's own
 //!   task, for `http://`) or reqwest (`https://`, proxies, redirects).
 //! - `verify`: the pure per-session verifier (contiguous seqs, duplicates, digest).
 //! - `outcome`: the outcome, its class and the reason vocabulary.
@@ -29,7 +29,6 @@ mod outcome;
 mod verify;
 #[cfg(test)]
 mod verify_props;
-mod wire;
 
 use std::time::{Duration, Instant};
 
@@ -132,7 +131,7 @@ pub struct ClientConfig {
     pub create_retries: u32,
     /// Cap on a `Retry-After` the target asks for.
     pub create_retry_after_max: Duration,
-    /// Read `http://` event streams with the lean HTTP/1.1 reader (`wire`) instead of
+    /// Read `http://` event streams with the lean HTTP/1.1 reader (`dropzero_wire`) instead of
     /// reqwest (which still reads `https://`, proxied and redirected streams). Off by default:
     /// `calibrate` turns it on; `dropzero run` keeps reqwest until a CI failure of the
     /// `autoscale-ramp` scenario with the lean reader (lost events after a replica went

@@ -7,7 +7,10 @@ use reqwest::{StatusCode, Url};
 
 use super::client::describe;
 use super::eventsource::MAX_REDIRECTS;
-use super::wire;
+use dropzero_wire as wire;
+
+/// How long a finished lean stream waits for the target to close its connection.
+const AWAIT_CLOSE: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// An open stream response, before its status is judged.
 pub(super) struct Stream {
@@ -122,6 +125,15 @@ impl Body {
                 Ok(None) => None,
                 Err(e) => Some(Err(describe(&e))),
             },
+        }
+    }
+
+    /// After the stream's `done`: a lean reader's connection waits (briefly) for the target to
+    /// close it, so the target keeps its TIME_WAIT (`dropzero_wire::Body::finish`); reqwest's
+    /// goes back to its pool.
+    pub(super) async fn finish(self) {
+        if let Body::Wire(body) = self {
+            body.finish(AWAIT_CLOSE).await;
         }
     }
 

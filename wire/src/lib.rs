@@ -1,42 +1,48 @@
-//! A lean HTTP/1.1 client for one thing: `GET` an event stream over plain `http://` and read
-//! its body in the session's own task.
+//! A lean HTTP/1.1 client for one thing: send one request over plain `http://` and read the
+//! response body piece by piece in the caller's own task. The harness reads its event streams
+//! with it (`dropzero::session::open`), the runtime its LLM streams (`dropzero_runtime::llm`).
 //!
 //! Why it exists: at thousands of streams, the general client (reqwest over hyper) costs
 //! two tasks per event — hyper's connection task reads the socket and hands each chunk to the
-//! session's task through a channel — plus its dispatcher and 8 KiB buffers per connection.
-//! Here the session's task reads the socket itself into one small buffer (one `read` per
-//! wake-up; tokio clears readiness on a short read, so no second `read` ends in `EAGAIN`) and
-//! decodes the body framing in place. `docs/benchmarks.md` ("A lean stream reader") has what
-//! it bought.
+//! caller's task through a channel — plus its dispatcher, request channel and 8 KiB buffers
+//! per connection (about 29 KB of heap per open connection, measured in the runtime). Here
+//! the caller's task reads the socket itself into one small buffer (one `read` per wake-up;
+//! tokio clears readiness on a short read, so no second `read` ends in `EAGAIN`) and decodes
+//! the body framing in place. `docs/benchmarks.md` ("A lean stream reader", "A lean LLM
+//! client") has what it bought.
 //!
-//! What it does not do, and who does instead (`client.rs` decides, see [`usable`]):
+//! What it does not do, and who does instead (the caller decides, see [`usable`]):
 //! - `https://`, credentials in the URL (reqwest's Basic auth) and proxies (an
-//!   `HTTP_PROXY`/`ALL_PROXY` environment): reqwest reads those streams.
-//! - Redirects: a `3xx` here is handed back, and the attempt is made again through reqwest,
-//!   which follows redirects as fetch does (`eventsource::redirect_policy`).
-//! - Connection reuse: each stream has its own connection and asks for `Connection: close`.
+//!   `HTTP_PROXY`/`ALL_PROXY` environment): reqwest.
+//! - Redirects: a `3xx` is handed back as any other response.
+//! - Connection reuse: each request has its own connection and asks for `Connection: close`.
 //!
 //! What it does as hyper would (RFC 9112): skips `1xx` interim responses; frames the body by
 //! `Transfer-Encoding: chunked` (extensions and trailers ignored, CRLF line ends required,
 //! nothing but spaces before a `;` after the size), else `Content-Length` (digits only), else
 //! the connection's close; a body cut before its framing says it ended is an error, a
-//! close-delimited one ends cleanly. So a target's framing fails the same way whichever reader
-//! reads it. Everything the target sends is bounded: the response head
+//! close-delimited one ends cleanly. So a server's framing fails the same way whichever client
+//! reads it. Everything the server sends is bounded: the response head
 //! ([`MAX_HEAD`], [`MAX_HEADERS`]) and a chunk-size or trailer line ([`MAX_LINE`]); a request
 //! header value with a line break is refused before anything is sent.
 
 use std::io;
 use std::sync::OnceLock;
 
-use reqwest::StatusCode;
-use reqwest::Url;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use http::StatusCode;
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use url::Url;
 
-/// The read buffer of a stream. Protocol events are a few hundred bytes; a burst (a resume's
-/// replay) takes more reads, not more memory.
-const READ_BUFFER: usize = 4 * 1024;
+/// The read buffer a response starts with, and returns to: events are a few hundred bytes.
+/// It holds more than the most the decoder leaves undecoded (a partial chunk-size or trailer
+/// line, at most [`MAX_LINE`]), so a read always has room.
+const READ_BUFFER: usize = 2 * 1024;
+/// The most a burst grows the read buffer to (a resume's replay, an LLM answering at full
+/// speed): fewer reads while it lasts, and back to [`READ_BUFFER`] after.
+const MAX_READ_BUFFER: usize = 16 * 1024;
+const _: () = assert!(READ_BUFFER > MAX_LINE + 2 && MAX_READ_BUFFER >= READ_BUFFER);
 /// Largest response head (status line and headers) accepted.
 pub const MAX_HEAD: usize = 64 * 1024;
 /// Most response headers accepted (hyper's default too).
@@ -46,7 +52,7 @@ pub const MAX_LINE: usize = 1024;
 
 /// Whether this client can read a stream at `url`: plain `http://` without credentials in
 /// the URL, and no proxy configured in the environment (which reqwest would honour).
-pub(super) fn usable(url: &Url) -> bool {
+pub fn usable(url: &Url) -> bool {
     static PROXIED: OnceLock<bool> = OnceLock::new();
     let proxied = *PROXIED.get_or_init(|| {
         ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"]
@@ -59,7 +65,7 @@ pub(super) fn usable(url: &Url) -> bool {
 }
 
 /// A response whose head has been read; its body is read with [`Body::next`].
-pub(super) struct Response {
+pub struct Response {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Body,
@@ -67,16 +73,64 @@ pub(super) struct Response {
 
 /// `GET url` with `headers` (names in lower case) on a new connection, and read the response
 /// head. Errors are I/O errors; a malformed response is `InvalidData`.
-pub(super) async fn get(url: &Url, headers: &[(&str, &str)]) -> io::Result<Response> {
+pub async fn get(url: &Url, headers: &[(&str, &str)]) -> io::Result<Response> {
+    request("GET", url, headers, &[]).await
+}
+
+/// `method url` with `headers` (names in lower case) and `body` (sent with its
+/// `content-length` unless empty) on a new connection, and read the response head. Errors
+/// are I/O errors; a malformed response is `InvalidData`.
+pub async fn request(
+    method: &str,
+    url: &Url,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> io::Result<Response> {
+    // Refused before connecting: a header value that cannot be sent.
+    let request = request_bytes(method, url, headers, body)?;
+    exchange(connect(url).await?, request).await
+}
+
+/// A new connection to `url`'s host and port, for [`send`]: a caller that tells a failed
+/// connect (the server is unreachable) from a failure later on connects first.
+pub async fn connect(url: &Url) -> io::Result<TcpStream> {
     let host = url
         .host_str()
         .ok_or_else(|| invalid_input("the URL has no host"))?;
     let port = url.port_or_known_default().unwrap_or(80);
     let ip_or_name = host.trim_start_matches('[').trim_end_matches(']');
-    let request = request_head(url, headers)?;
-    let mut sock = TcpStream::connect((ip_or_name, port)).await?;
+    let sock = TcpStream::connect((ip_or_name, port)).await?;
     sock.set_nodelay(true)?;
+    Ok(sock)
+}
+
+/// [`request`] on a connection made by [`connect`].
+pub async fn send(
+    sock: TcpStream,
+    method: &str,
+    url: &Url,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> io::Result<Response> {
+    exchange(sock, request_bytes(method, url, headers, body)?).await
+}
+
+/// The request's head and body, for one write: a small request goes out in one segment.
+fn request_bytes(
+    method: &str,
+    url: &Url,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> io::Result<Vec<u8>> {
+    let mut request = request_head(method, url, headers, body.len())?;
+    request.extend_from_slice(body);
+    Ok(request)
+}
+
+/// Write `request` and read the response head.
+async fn exchange(mut sock: TcpStream, request: Vec<u8>) -> io::Result<Response> {
     sock.write_all(&request).await?;
+    drop(request);
     let mut body = Body {
         sock,
         buf: vec![0; READ_BUFFER],
@@ -120,11 +174,23 @@ pub(super) async fn get(url: &Url, headers: &[(&str, &str)]) -> io::Result<Respo
     }
 }
 
-fn request_head(url: &Url, headers: &[(&str, &str)]) -> io::Result<Vec<u8>> {
+fn request_head(
+    method: &str,
+    url: &Url,
+    headers: &[(&str, &str)],
+    body_len: usize,
+) -> io::Result<Vec<u8>> {
     let target = &url[url::Position::BeforePath..url::Position::AfterQuery];
     let authority = &url[url::Position::BeforeHost..url::Position::AfterPort];
     let mut out = Vec::with_capacity(256);
-    for part in ["GET ", target, " HTTP/1.1\r\nhost: ", authority, "\r\n"] {
+    for part in [
+        method,
+        " ",
+        target,
+        " HTTP/1.1\r\nhost: ",
+        authority,
+        "\r\n",
+    ] {
         out.extend_from_slice(part.as_bytes());
     }
     for (name, value) in headers {
@@ -137,6 +203,9 @@ fn request_head(url: &Url, headers: &[(&str, &str)]) -> io::Result<Vec<u8>> {
         for part in [*name, ": ", value, "\r\n"] {
             out.extend_from_slice(part.as_bytes());
         }
+    }
+    if body_len > 0 {
+        out.extend_from_slice(format!("content-length: {body_len}\r\n").as_bytes());
     }
     out.extend_from_slice(b"connection: close\r\n\r\n");
     Ok(out)
@@ -209,7 +278,7 @@ fn framing(status: StatusCode, headers: &HeaderMap) -> io::Result<Framing> {
 }
 
 /// A response body being read from its connection.
-pub(super) struct Body {
+pub struct Body {
     sock: TcpStream,
     buf: Vec<u8>,
     /// `buf[pos..len]` is read and not yet decoded.
@@ -231,7 +300,7 @@ enum Step {
 impl Body {
     /// The next piece of the body, `None` at its end. Cancel-safe only in that dropping the
     /// future loses nothing decoded: a caller that stops waiting stops reading the stream.
-    pub(super) async fn next(&mut self) -> Option<io::Result<&[u8]>> {
+    pub async fn next(&mut self) -> Option<io::Result<&[u8]>> {
         loop {
             let step = match self.decode() {
                 Ok(step) => step,
@@ -246,7 +315,7 @@ impl Body {
                 Step::More if self.framing == Framing::Ended => return None,
                 Step::More => {}
             }
-            match self.fill().await {
+            match self.fill_body().await {
                 Ok(0) if self.framing == Framing::Close => {
                     self.framing = Framing::Ended;
                     return None;
@@ -265,6 +334,23 @@ impl Body {
                 }
             }
         }
+    }
+
+    /// Read what is left of the body (discarding it) and then wait for the server to close
+    /// the connection, all within `within`. For an exchange that asked for `Connection:
+    /// close`, the side that closes first keeps the connection's TIME_WAIT (60 s on Linux);
+    /// at hundreds of requests a second to one server, a client that closes first runs out
+    /// of ephemeral ports. A server that honours `Connection: close` closes right after the
+    /// body's end, so this costs no more than that read.
+    pub async fn finish(mut self, within: std::time::Duration) {
+        let drain = async {
+            while let Some(Ok(_)) = self.next().await {}
+            if self.framing == Framing::Ended {
+                let mut byte = [0u8; 1];
+                let _ = self.sock.read(&mut byte).await;
+            }
+        };
+        let _ = tokio::time::timeout(within, drain).await;
     }
 
     fn decode(&mut self) -> io::Result<Step> {
@@ -357,7 +443,24 @@ impl Body {
         Ok(n)
     }
 
-    /// Back to a [`READ_BUFFER`] after a large head grew the buffer, when what is left fits.
+    /// [`Body::fill`] for the body, sizing the buffer to what arrives: a read that filled all
+    /// the free space doubles it (up to [`MAX_READ_BUFFER`]), so a burst takes fewer reads;
+    /// a small read takes a grown buffer back to [`READ_BUFFER`], so a stream that once had a
+    /// burst does not keep the memory.
+    async fn fill_body(&mut self) -> io::Result<usize> {
+        let n = self.fill().await?;
+        let free = self.buf.len() - (self.len - n);
+        if n == free && self.buf.len() < MAX_READ_BUFFER {
+            let grown = (self.buf.len() * 2).min(MAX_READ_BUFFER);
+            self.buf.resize(grown, 0);
+        } else if n <= READ_BUFFER / 2 {
+            self.shrink();
+        }
+        Ok(n)
+    }
+
+    /// Back to a [`READ_BUFFER`] after a large head or a burst grew the buffer, when what is
+    /// left fits.
     fn shrink(&mut self) {
         let left = self.len - self.pos;
         if self.buf.len() > READ_BUFFER && left <= READ_BUFFER {
@@ -434,6 +537,15 @@ mod tests {
                 sock.read_exact(&mut byte).await.expect("request");
                 head.push(byte[0]);
             }
+            // A request body, by its length.
+            let text = String::from_utf8_lossy(&head).to_string();
+            let length = text
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .map_or(0, |n| n.trim().parse::<usize>().expect("length"));
+            let mut body = vec![0u8; length];
+            sock.read_exact(&mut body).await.expect("request body");
+            head.extend_from_slice(&body);
             for piece in response.chunks(split.max(1)) {
                 if sock.write_all(piece).await.is_err() {
                     break;
@@ -607,6 +719,120 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     }
 
+    #[tokio::test]
+    async fn a_request_body_goes_out_with_its_length() {
+        let (url, server) =
+            serve(format!("{SSE}content-length: 2\r\n\r\nok").into_bytes(), 64).await;
+        let mut resp = request(
+            "POST",
+            &url,
+            &[("content-type", "application/json")],
+            b"{\"a\":1}",
+        )
+        .await
+        .expect("response");
+        assert_eq!(resp.status, 200);
+        assert_eq!(resp.body.next().await.expect("piece").expect("ok"), b"ok");
+        assert!(resp.body.next().await.is_none());
+        let port = url.port().expect("port");
+        assert_eq!(
+            server.await.expect("server"),
+            format!(
+                "POST /v1/sessions/s/events?x=1 HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n\
+                 content-type: application/json\r\ncontent-length: 7\r\nconnection: close\r\n\r\n\
+                 {{\"a\":1}}"
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn finish_waits_for_the_server_to_close_within_its_bound() {
+        // A server that closes after the body: `finish` returns at its close, long before
+        // its bound.
+        let body = "5\r\nhello\r\n0\r\n\r\n";
+        let (url, _server) = serve(
+            format!("{SSE}transfer-encoding: chunked\r\n\r\n{body}").into_bytes(),
+            3,
+        )
+        .await;
+        let resp = get(&url, &[]).await.expect("response");
+        let started = std::time::Instant::now();
+        resp.body.finish(std::time::Duration::from_secs(30)).await;
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        // A server that keeps the connection open: `finish` gives up at its bound.
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url: Url = format!("http://{}/", listener.local_addr().expect("addr"))
+            .parse()
+            .expect("url");
+        let server = tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.expect("accept");
+            let mut buf = [0u8; 1024];
+            let _ = sock.read(&mut buf).await;
+            let head = format!("{SSE}content-length: 2\r\n\r\nok");
+            sock.write_all(head.as_bytes()).await.expect("write");
+            tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+        });
+        let resp = get(&url, &[]).await.expect("response");
+        let started = std::time::Instant::now();
+        resp.body
+            .finish(std::time::Duration::from_millis(100))
+            .await;
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn a_burst_grows_the_buffer_and_a_quiet_stream_gives_it_back() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url: Url = format!("http://{}/", listener.local_addr().expect("addr"))
+            .parse()
+            .expect("url");
+        let burst = vec![b'x'; 48 * 1024];
+        let server = tokio::spawn({
+            let burst = burst.clone();
+            async move {
+                let (mut sock, _) = listener.accept().await.expect("accept");
+                let mut buf = [0u8; 1024];
+                let _ = sock.read(&mut buf).await;
+                let mut out = format!(
+                    "{SSE}transfer-encoding: chunked\r\n\r\n{:x}\r\n",
+                    burst.len()
+                )
+                .into_bytes();
+                out.extend_from_slice(&burst);
+                out.extend_from_slice(b"\r\n");
+                sock.write_all(&out).await.expect("burst");
+                // Quiet, then one small event and the end.
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                sock.write_all(b"3\r\nend\r\n0\r\n\r\n")
+                    .await
+                    .expect("tail");
+            }
+        });
+        let mut resp = get(&url, &[]).await.expect("response");
+        // Let the whole burst queue up in the socket before reading it.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let (mut body, mut largest) = (Vec::new(), 0);
+        while let Some(piece) = resp.body.next().await {
+            body.extend_from_slice(piece.expect("piece"));
+            largest = largest.max(resp.body.buf.len());
+        }
+        let mut sent = burst;
+        sent.extend_from_slice(b"end");
+        assert_eq!(body, sent);
+        assert!(
+            largest > READ_BUFFER,
+            "the burst grew the buffer: {largest}"
+        );
+        assert!(largest <= MAX_READ_BUFFER, "{largest}");
+        assert_eq!(
+            resp.body.buf.len(),
+            READ_BUFFER,
+            "given back after the burst"
+        );
+        server.await.expect("server");
+    }
+
     #[test]
     fn only_plain_http_is_read_here() {
         let url = |u: &str| u.parse::<Url>().expect("url");
@@ -675,9 +901,9 @@ mod tests {
         /// decoded body is the body sent; with bare-LF line ends it is an error.
         #[test]
         fn any_chunking_decodes_to_the_body(
-            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..3000),
-            sizes in proptest::collection::vec(1usize..700, 1..6),
-            split in 1usize..600,
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40_000),
+            sizes in proptest::collection::vec(1usize..9_000, 1..6),
+            split in 1usize..20_000,
             upper in proptest::prelude::any::<bool>(),
             ext in proptest::prelude::any::<bool>(),
             lf in proptest::prelude::any::<bool>(),
