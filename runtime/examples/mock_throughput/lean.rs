@@ -1,6 +1,7 @@
-//! A minimal streaming client for the latency phase: one HTTP/1.1 request on a raw TCP
-//! connection, the chunked body de-framed by hand, and `content_block_delta` events found by
-//! their first line. Each token is timestamped when the read that completed it returns.
+//! A minimal streaming client for the latency phase: one request through the workspace's lean
+//! HTTP/1.1 client (`dropzero_wire`, which reads the body in this task), and
+//! `content_block_delta` events found by their first line. Each token is timestamped when the
+//! read that completed it returns.
 //!
 //! Why not reqwest and the SSE parser: with them the example's one client thread was 74–83%
 //! busy at 256 streams (docs/benchmarks.md), so tokens arriving together queued behind each
@@ -11,7 +12,6 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const DELTA: &[u8] = b"event: content_block_delta\n";
 
@@ -26,28 +26,20 @@ pub async fn stream(
         "messages": [{"role": "user", "content": format!("bench [dz tokens={tokens}]")}],
     })
     .to_string();
-    let mut conn = tokio::net::TcpStream::connect(addr).await?;
-    conn.set_nodelay(true)?;
-    let head = format!(
-        "POST /v1/messages HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
-         content-length: {}\r\nconnection: close\r\n\r\n",
-        body.len()
-    );
-    conn.write_all(format!("{head}{body}").as_bytes()).await?;
-
-    let (mut raw, mut dechunk, mut events) =
-        (Vec::with_capacity(64 * 1024), Dechunk::Head, Vec::new());
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = conn.read(&mut buf).await?;
+    let url = format!("http://{addr}/v1/messages")
+        .parse()
+        .context("url")?;
+    let headers = [("content-type", "application/json")];
+    let mut resp = dropzero_wire::request("POST", &url, &headers, body.as_bytes()).await?;
+    if resp.status != 200 {
+        bail!("unexpected response: {}", resp.status);
+    }
+    // The body as `dropzero_wire` de-frames it, read in this task: whole events only (an
+    // event ends with a blank line), a token recognised by its first line.
+    let mut events = Vec::new();
+    while let Some(piece) = resp.body.next().await {
         let now = Instant::now();
-        if n == 0 {
-            break;
-        }
-        raw.extend_from_slice(&buf[..n]);
-        let used = dechunk.feed(&raw, &mut events)?;
-        raw.drain(..used);
-        // Whole events only: an event ends with a blank line.
+        events.extend_from_slice(piece?);
         let mut start = 0;
         while let Some(end) = find(&events[start..], b"\n\n") {
             if events[start..].starts_with(DELTA) {
@@ -56,92 +48,8 @@ pub async fn stream(
             start += end + 2;
         }
         events.drain(..start);
-        if matches!(dechunk, Dechunk::Done) {
-            break;
-        }
-    }
-    if !matches!(dechunk, Dechunk::Done) {
-        bail!("the body ended before its last chunk");
     }
     Ok(())
-}
-
-/// Where the reader is in the response: the head, a chunk-size line, `n` bytes of chunk data
-/// (then its CRLF), or after the last chunk.
-enum Dechunk {
-    Head,
-    Size,
-    Data(usize),
-    DataEnd,
-    Done,
-}
-
-impl Dechunk {
-    /// Consume what it can of `raw`, appending chunk data to `out`; returns the bytes used.
-    fn feed(&mut self, raw: &[u8], out: &mut Vec<u8>) -> anyhow::Result<usize> {
-        let mut at = 0;
-        loop {
-            let rest = &raw[at..];
-            match *self {
-                Dechunk::Head => {
-                    let Some(end) = find(rest, b"\r\n\r\n") else {
-                        return Ok(at);
-                    };
-                    let head = std::str::from_utf8(&rest[..end]).context("response head")?;
-                    if !head.starts_with("HTTP/1.1 200") {
-                        bail!("unexpected response: {head}");
-                    }
-                    if !head
-                        .to_ascii_lowercase()
-                        .contains("transfer-encoding: chunked")
-                    {
-                        bail!("expected a chunked body: {head}");
-                    }
-                    at += end + 4;
-                    *self = Dechunk::Size;
-                }
-                Dechunk::Size => {
-                    let Some(end) = find(rest, b"\r\n") else {
-                        return Ok(at);
-                    };
-                    let line = std::str::from_utf8(&rest[..end]).context("chunk size")?;
-                    let size = line.split(';').next().unwrap_or("").trim();
-                    let size = usize::from_str_radix(size, 16).context("chunk size")?;
-                    at += end + 2;
-                    // The last chunk: no trailers are sent, so what follows is its CRLF.
-                    *self = if size == 0 {
-                        Dechunk::Done
-                    } else {
-                        Dechunk::Data(size)
-                    };
-                }
-                Dechunk::Data(left) => {
-                    if rest.is_empty() {
-                        return Ok(at);
-                    }
-                    let take = left.min(rest.len());
-                    out.extend_from_slice(&rest[..take]);
-                    at += take;
-                    *self = if take == left {
-                        Dechunk::DataEnd
-                    } else {
-                        Dechunk::Data(left - take)
-                    };
-                }
-                Dechunk::DataEnd => {
-                    if rest.len() < 2 {
-                        return Ok(at);
-                    }
-                    if &rest[..2] != b"\r\n" {
-                        bail!("chunk data not followed by CRLF");
-                    }
-                    at += 2;
-                    *self = Dechunk::Size;
-                }
-                Dechunk::Done => return Ok(at),
-            }
-        }
-    }
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
