@@ -6,7 +6,7 @@
 //! the URL is plain `http://` (the mock LLM of a load test), else through reqwest (`https://`
 //! to a provider, proxies, or `--llm-client reqwest`). hyper's client holds ~29 KB of heap per
 //! open connection, more than everything else a session holds; the lean one reads the
-//! response in the step's own task with one 4 KiB buffer (docs/benchmarks.md, "A lean LLM
+//! response in the step's own task with one 2–16 KiB buffer (docs/benchmarks.md, "A lean LLM
 //! client").
 //!
 //! Not for retries, budgets or prefill policy: the agent decides those (see `agent::worker`).
@@ -23,9 +23,6 @@ use crate::config::LlmClientKind;
 
 /// How long a connection to the LLM may take to open.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a finished lean response waits for the LLM to close its connection, so the TIME_WAIT
-/// stays with the server (`dropzero_wire::Body::finish`).
-const AWAIT_CLOSE: Duration = Duration::from_millis(20);
 /// How much of an error response's body is read (the first 500 characters are kept).
 const ERROR_BODY_CAP: usize = 16 * 1024;
 
@@ -173,9 +170,18 @@ impl LlmClient {
             body["tools"] = tools.clone();
         }
         let body = serde_json::to_vec(&body).map_err(|e| LlmError::Protocol(e.to_string()))?;
+        let mut headers = vec![
+            ("content-type", "application/json"),
+            ("anthropic-version", "2023-06-01"),
+            ("x-dropzero-role", req.role),
+            ("x-dropzero-session", req.session_id),
+        ];
+        if let Some(key) = &self.api_key {
+            headers.push(("x-api-key", &key.0));
+        }
         let (status, body) = match &self.lean {
-            Some(url) => self.send_lean(url, req, &body).await?,
-            None => self.send_reqwest(req, body).await?,
+            Some(url) => send_lean(url, &headers, &body).await?,
+            None => self.send_reqwest(&headers, body).await?,
         };
         if !status.is_success() {
             let body = body.read_capped(ERROR_BODY_CAP).await;
@@ -195,53 +201,16 @@ impl LlmClient {
         })
     }
 
-    async fn send_lean(
-        &self,
-        url: &Url,
-        req: &LlmRequest<'_>,
-        body: &[u8],
-    ) -> Result<(reqwest::StatusCode, Body), LlmError> {
-        let failed = |e: std::io::Error, unreachable| LlmError::Connect {
-            message: e.to_string(),
-            unreachable,
-        };
-        let sock = match tokio::time::timeout(CONNECT_TIMEOUT, dropzero_wire::connect(url)).await {
-            Ok(Ok(sock)) => sock,
-            Ok(Err(e)) => return Err(failed(e, true)),
-            Err(_) => {
-                let e = std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out");
-                return Err(failed(e, true));
-            }
-        };
-        let mut headers = vec![
-            ("content-type", "application/json"),
-            ("anthropic-version", "2023-06-01"),
-            ("x-dropzero-role", req.role),
-            ("x-dropzero-session", req.session_id),
-        ];
-        if let Some(key) = &self.api_key {
-            headers.push(("x-api-key", &key.0));
-        }
-        let response = dropzero_wire::send(sock, "POST", url, &headers, body)
-            .await
-            .map_err(|e| failed(e, false))?;
-        Ok((response.status, Body::Wire(response.body)))
-    }
-
     async fn send_reqwest(
         &self,
-        req: &LlmRequest<'_>,
+        headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> Result<(reqwest::StatusCode, Body), LlmError> {
         let mut request = self.http.post(format!("{}/v1/messages", self.base));
-        if let Some(key) = &self.api_key {
-            request = request.header("x-api-key", &key.0);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         let response = request
-            .header("content-type", "application/json")
-            .header("anthropic-version", "2023-06-01")
-            .header("x-dropzero-role", req.role)
-            .header("x-dropzero-session", req.session_id)
             .body(body)
             .send()
             .await
@@ -250,8 +219,33 @@ impl LlmClient {
                 unreachable: e.is_connect(),
             })?;
         let status = response.status();
-        Ok((status, Body::Reqwest(Box::pin(response.bytes_stream()))))
+        let stream = Box::pin(response.bytes_stream());
+        Ok((status, Body::Reqwest(stream, Bytes::new())))
     }
+}
+
+/// `POST` through the lean client: a failed or timed-out connect is `unreachable`.
+async fn send_lean(
+    url: &Url,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<(reqwest::StatusCode, Body), LlmError> {
+    let failed = |e: std::io::Error, unreachable| LlmError::Connect {
+        message: e.to_string(),
+        unreachable,
+    };
+    let sock = match tokio::time::timeout(CONNECT_TIMEOUT, dropzero_wire::connect(url)).await {
+        Ok(Ok(sock)) => sock,
+        Ok(Err(e)) => return Err(failed(e, true)),
+        Err(_) => {
+            let e = std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out");
+            return Err(failed(e, true));
+        }
+    };
+    let response = dropzero_wire::send(sock, "POST", url, headers, body)
+        .await
+        .map_err(|e| failed(e, false))?;
+    Ok((response.status, Body::Wire(response.body)))
 }
 
 type BodyStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
@@ -259,26 +253,22 @@ type BodyStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 /// A response body, from whichever client sent the request.
 enum Body {
     Wire(dropzero_wire::Body),
-    Reqwest(BodyStream),
+    /// reqwest's stream, and the piece it gave last (so [`Body::next`] can lend it).
+    Reqwest(BodyStream, Bytes),
     /// Read to its end after `message_stop`.
     Done,
 }
 
 impl Body {
-    /// Feed the next piece of the body to `parser`: `None` at the body's clean end, the
-    /// error that broke it, or the parser's own error (`Ok(Err(..))`).
-    async fn feed(
-        &mut self,
-        parser: &mut Parser,
-        items: &mut Vec<Item>,
-    ) -> Option<Result<Result<(), dropzero_sse::SseError>, String>> {
+    /// The next piece of the body, `None` at its clean end, or why it broke.
+    async fn next(&mut self) -> Option<Result<&[u8], String>> {
         match self {
-            Body::Wire(body) => Some(match body.next().await? {
-                Ok(chunk) => Ok(parser.feed(chunk, items)),
-                Err(e) => Err(e.to_string()),
-            }),
-            Body::Reqwest(stream) => Some(match stream.next().await? {
-                Ok(chunk) => Ok(parser.feed(&chunk, items)),
+            Body::Wire(body) => Some(body.next().await?.map_err(|e| e.to_string())),
+            Body::Reqwest(stream, piece) => Some(match stream.next().await? {
+                Ok(next) => {
+                    *piece = next;
+                    Ok(&piece[..])
+                }
                 Err(e) => Err(e.to_string()),
             }),
             Body::Done => None,
@@ -289,16 +279,9 @@ impl Body {
     async fn read_capped(mut self, cap: usize) -> Vec<u8> {
         let mut out = Vec::new();
         while out.len() < cap {
-            match &mut self {
-                Body::Wire(body) => match body.next().await {
-                    Some(Ok(chunk)) => out.extend_from_slice(chunk),
-                    _ => break,
-                },
-                Body::Reqwest(stream) => match stream.next().await {
-                    Some(Ok(chunk)) => out.extend_from_slice(&chunk),
-                    _ => break,
-                },
-                Body::Done => break,
+            match self.next().await {
+                Some(Ok(piece)) => out.extend_from_slice(piece),
+                _ => break,
             }
         }
         out.truncate(cap);
@@ -326,7 +309,7 @@ impl LlmStream {
             }
             if self.finished {
                 if let Body::Wire(body) = std::mem::replace(&mut self.body, Body::Done) {
-                    body.finish(AWAIT_CLOSE).await;
+                    body.finish(dropzero_wire::FINISH_WITHIN).await;
                 }
                 return Ok(None);
             }
@@ -334,9 +317,11 @@ impl LlmStream {
                 received_tokens: tokens,
                 reason,
             };
-            match self.body.feed(&mut self.parser, &mut self.items).await {
-                Some(Ok(fed)) => {
-                    fed.map_err(|e| LlmError::Protocol(e.to_string()))?;
+            match self.body.next().await {
+                Some(Ok(piece)) => {
+                    self.parser
+                        .feed(piece, &mut self.items)
+                        .map_err(|e| LlmError::Protocol(e.to_string()))?;
                     for item in std::mem::take(&mut self.items) {
                         if let Item::Event(ev) = item {
                             self.on_event(&ev.event, &ev.data)?;

@@ -50,7 +50,11 @@ pub const MAX_HEADERS: usize = 100;
 /// Longest chunk-size or trailer line.
 pub const MAX_LINE: usize = 1024;
 
-/// Whether this client can read a stream at `url`: plain `http://` without credentials in
+/// How long [`Body::finish`] waits for the server's close by default: a server that honours
+/// `Connection: close` closes at once; one that does not costs the caller this much.
+pub const FINISH_WITHIN: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Whether this client can read a response from `url`: plain `http://` without credentials in
 /// the URL, and no proxy configured in the environment (which reqwest would honour).
 pub fn usable(url: &Url) -> bool {
     static PROXIED: OnceLock<bool> = OnceLock::new();
@@ -747,8 +751,11 @@ mod tests {
 
     #[tokio::test]
     async fn finish_waits_for_the_server_to_close_within_its_bound() {
-        // A server that closes after the body: `finish` returns at its close, long before
-        // its bound.
+        // The guard only keeps a broken `finish` from hanging the test run; it is not a
+        // performance bound.
+        let guard = std::time::Duration::from_secs(60);
+        // A server that closes after the body: `finish`, with a bound of an hour, returns at
+        // that close.
         let body = "5\r\nhello\r\n0\r\n\r\n";
         let (url, _server) = serve(
             format!("{SSE}transfer-encoding: chunked\r\n\r\n{body}").into_bytes(),
@@ -756,29 +763,32 @@ mod tests {
         )
         .await;
         let resp = get(&url, &[]).await.expect("response");
-        let started = std::time::Instant::now();
-        resp.body.finish(std::time::Duration::from_secs(30)).await;
-        assert!(started.elapsed() < std::time::Duration::from_secs(10));
-        // A server that keeps the connection open: `finish` gives up at its bound.
+        let hour = std::time::Duration::from_secs(3600);
+        tokio::time::timeout(guard, resp.body.finish(hour))
+            .await
+            .expect("finish returned at the server's close");
+        // A server that keeps the connection open until the client has given up: `finish`
+        // returns at its own bound.
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url: Url = format!("http://{}/", listener.local_addr().expect("addr"))
             .parse()
             .expect("url");
+        let (gave_up, keep_open) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             let (mut sock, _) = listener.accept().await.expect("accept");
             let mut buf = [0u8; 1024];
             let _ = sock.read(&mut buf).await;
             let head = format!("{SSE}content-length: 2\r\n\r\nok");
             sock.write_all(head.as_bytes()).await.expect("write");
-            tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+            let _ = keep_open.await;
         });
         let resp = get(&url, &[]).await.expect("response");
-        let started = std::time::Instant::now();
-        resp.body
-            .finish(std::time::Duration::from_millis(100))
-            .await;
-        assert!(started.elapsed() < std::time::Duration::from_secs(10));
-        server.abort();
+        let bound = std::time::Duration::from_millis(100);
+        tokio::time::timeout(guard, resp.body.finish(bound))
+            .await
+            .expect("finish gave up at its bound while the server kept the connection");
+        let _ = gave_up.send(());
+        server.await.expect("server");
     }
 
     #[tokio::test]
@@ -788,6 +798,8 @@ mod tests {
             .parse()
             .expect("url");
         let burst = vec![b'x'; 48 * 1024];
+        let (written, burst_written) = tokio::sync::oneshot::channel::<()>();
+        let (read, burst_read) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn({
             let burst = burst.clone();
             async move {
@@ -802,20 +814,26 @@ mod tests {
                 out.extend_from_slice(&burst);
                 out.extend_from_slice(b"\r\n");
                 sock.write_all(&out).await.expect("burst");
-                // Quiet, then one small event and the end.
-                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                written.send(()).expect("signal");
+                // Once the client has read the burst: one small event, and the end.
+                burst_read.await.expect("client read the burst");
                 sock.write_all(b"3\r\nend\r\n0\r\n\r\n")
                     .await
                     .expect("tail");
             }
         });
         let mut resp = get(&url, &[]).await.expect("response");
-        // Let the whole burst queue up in the socket before reading it.
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        let (mut body, mut largest) = (Vec::new(), 0);
+        // The whole burst is queued in the socket before the first read of the body.
+        burst_written.await.expect("server wrote the burst");
+        let (mut body, mut largest, mut read) = (Vec::new(), 0, Some(read));
         while let Some(piece) = resp.body.next().await {
             body.extend_from_slice(piece.expect("piece"));
             largest = largest.max(resp.body.buf.len());
+            if body.len() == burst.len()
+                && let Some(read) = read.take()
+            {
+                read.send(()).expect("signal");
+            }
         }
         let mut sent = burst;
         sent.extend_from_slice(b"end");

@@ -9,9 +9,6 @@ use super::client::describe;
 use super::eventsource::MAX_REDIRECTS;
 use dropzero_wire as wire;
 
-/// How long a finished lean stream waits for the target to close its connection.
-const AWAIT_CLOSE: std::time::Duration = std::time::Duration::from_millis(20);
-
 /// An open stream response, before its status is judged.
 pub(super) struct Stream {
     pub status: StatusCode,
@@ -133,7 +130,7 @@ impl Body {
     /// goes back to its pool.
     pub(super) async fn finish(self) {
         if let Body::Wire(body) = self {
-            body.finish(AWAIT_CLOSE).await;
+            body.finish(wire::FINISH_WITHIN).await;
         }
     }
 

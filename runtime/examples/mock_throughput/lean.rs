@@ -21,11 +21,7 @@ pub async fn stream(
     tokens: u32,
     mut on_token: impl FnMut(Instant),
 ) -> anyhow::Result<()> {
-    let body = serde_json::json!({
-        "model": "bench", "max_tokens": 1_000_000, "stream": true,
-        "messages": [{"role": "user", "content": format!("bench [dz tokens={tokens}]")}],
-    })
-    .to_string();
+    let body = super::request_body(tokens).to_string();
     let url = format!("http://{addr}/v1/messages")
         .parse()
         .context("url")?;

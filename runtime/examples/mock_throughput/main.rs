@@ -92,6 +92,14 @@ fn thread_cpu() -> anyhow::Result<Duration> {
     )
 }
 
+/// The Messages request both clients send: one streamed answer of `tokens` tokens.
+fn request_body(tokens: u32) -> serde_json::Value {
+    serde_json::json!({
+        "model": "bench", "max_tokens": 1_000_000, "stream": true,
+        "messages": [{"role": "user", "content": format!("bench [dz tokens={tokens}]")}],
+    })
+}
+
 /// Stream one response; call `on_token` at each text delta.
 async fn stream(
     http: &reqwest::Client,
@@ -99,13 +107,9 @@ async fn stream(
     tokens: u32,
     mut on_token: impl FnMut(Instant),
 ) -> anyhow::Result<()> {
-    let body = serde_json::json!({
-        "model": "bench", "max_tokens": 1_000_000, "stream": true,
-        "messages": [{"role": "user", "content": format!("bench [dz tokens={tokens}]")}],
-    });
     let resp = http
         .post(format!("http://{addr}/v1/messages"))
-        .json(&body)
+        .json(&request_body(tokens))
         .send()
         .await?;
     let mut parser = Parser::new(Limits::default());
